@@ -5,16 +5,36 @@ the plan type and its checker.
 """
 
 from .errors import GroupingValueError, PlanError
+from .layout import (
+    MaskUnitLayout,
+    mask_unit_ids,
+    mask_unit_layout,
+    reroll_index,
+    stage_grids,
+    unroll_index,
+)
+from .masking import batch_mask, groupwise_masks, keep_count, sample_masks, upsample_mask
 from .plan import GroupingPlan, attention_cost, check_plan, is_valid_plan
 from .windows import visible_window_ids, window_counts, window_grid, window_index, window_shape
 
 __all__ = [
     "GroupingPlan",
     "GroupingValueError",
+    "MaskUnitLayout",
     "PlanError",
     "attention_cost",
+    "batch_mask",
     "check_plan",
+    "groupwise_masks",
     "is_valid_plan",
+    "keep_count",
+    "mask_unit_ids",
+    "mask_unit_layout",
+    "reroll_index",
+    "sample_masks",
+    "stage_grids",
+    "unroll_index",
+    "upsample_mask",
     "visible_window_ids",
     "window_counts",
     "window_grid",

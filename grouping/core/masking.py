@@ -1,0 +1,225 @@
+"""Random masks for masked image modeling (MAE keep counts), and mask-unit upsampling.
+
+Conventions (DESIGN.md):
+
+* A mask is a bool array, **True = visible (kept)**, False = masked (removed).
+* Grids are row-major: ``(H, W)`` for images, ``(T, H, W)`` for video, any number of axes.
+* Keep counts follow MAE: ``keep = int(L * (1 - mask_ratio))`` for ``L`` tokens.
+* Randomness is explicit: ``rng`` is a ``numpy.random.Generator``, an int seed or None. A mask is
+  drawn as MAE does: uniform noise per token, a *stable* argsort, and the ``keep`` tokens with
+  the smallest noise are kept. PCG64 streams and a stable sort make the same seed give the same
+  mask on every machine.
+
+Example:
+    >>> m = batch_mask((4, 6), 0.75, rng=0)
+    >>> m.shape, int(m.sum())
+    ((4, 6), 6)
+    >>> upsample_mask(m, 2).shape
+    (8, 12)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import as_int_tuple, as_rng, check_int, check_mask_ratio, invalid
+
+__all__ = [
+    "batch_mask",
+    "groupwise_masks",
+    "keep_count",
+    "sample_masks",
+    "upsample_mask",
+]
+
+
+def _check_grid(grid: Any) -> tuple[int, ...]:
+    expected = "a non-empty tuple of positive ints, one per spatial axis"
+    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__") or len(grid) == 0:
+        raise invalid("grid", expected, grid, "e.g. grid=(14, 14) or grid=(8, 14, 14)")
+    return as_int_tuple("grid", grid, len(grid))
+
+
+def keep_count(num_tokens: int, mask_ratio: float) -> int:
+    """MAE's number of kept (visible) tokens: ``int(num_tokens * (1 - mask_ratio))``.
+
+    Args:
+        num_tokens: number of tokens (or mask units) ``L >= 0``.
+        mask_ratio: fraction masked, in ``[0, 1)``.
+
+    Returns:
+        The keep count, an int in ``[0, L]``.
+
+    Example:
+        >>> keep_count(196, 0.75)
+        49
+    """
+    num_tokens = check_int("num_tokens", num_tokens, minimum=0)
+    ratio = check_mask_ratio(mask_ratio)
+    return int(num_tokens * (1 - ratio))
+
+
+def _masks_from_noise(noise: NDArray[np.float64], keep: int) -> NDArray[np.bool_]:
+    """Keep the ``keep`` smallest entries of ``noise`` along its last axis (stable order)."""
+    order = np.argsort(noise, axis=-1, kind="stable")
+    mask = np.zeros(noise.shape, dtype=np.bool_)
+    np.put_along_axis(mask, order[..., :keep], True, axis=-1)
+    return mask
+
+
+def batch_mask(
+    grid: tuple[int, ...], mask_ratio: float, *, rng: np.random.Generator | int | None = None
+) -> NDArray[np.bool_]:
+    """One random mask shared by the whole batch (GreenMIM's choice).
+
+    Sharing the mask keeps the window counts equal across the batch, so one grouping plan
+    serves every sample.
+
+    Args:
+        grid: the mask grid, e.g. ``(H, W)`` or ``(T, H, W)`` (often in mask units; see
+            :func:`upsample_mask`).
+        mask_ratio: fraction of the grid masked, in ``[0, 1)``.
+        rng: a ``numpy.random.Generator``, an int seed or None (fresh entropy).
+
+    Returns:
+        bool ``[*grid]``, True = visible, with exactly ``int(L * (1 - mask_ratio))`` True
+        entries for ``L = prod(grid)``.
+
+    Example:
+        >>> m = batch_mask((2, 3), 0.5, rng=1)
+        >>> m.dtype, m.shape, int(m.sum())
+        (dtype('bool'), (2, 3), 3)
+    """
+    grid = _check_grid(grid)
+    ratio = check_mask_ratio(mask_ratio)
+    gen = as_rng(rng)
+    num_tokens = math.prod(grid)
+    keep = int(num_tokens * (1 - ratio))
+    noise = gen.random(num_tokens)
+    return _masks_from_noise(noise, keep).reshape(grid)
+
+
+def sample_masks(
+    batch: int,
+    grid: tuple[int, ...],
+    mask_ratio: float,
+    *,
+    rng: np.random.Generator | int | None = None,
+) -> NDArray[np.bool_]:
+    """One random mask per sample, every sample with the same keep count (MAE, Hiera).
+
+    Args:
+        batch: number of samples ``B >= 1``.
+        grid: the mask grid, e.g. ``(H, W)`` or ``(T, H, W)``.
+        mask_ratio: fraction of the grid masked, in ``[0, 1)``.
+        rng: a ``numpy.random.Generator``, an int seed or None.
+
+    Returns:
+        bool ``[B, *grid]``, True = visible; every ``mask[b]`` has exactly
+        ``int(L * (1 - mask_ratio))`` True entries.
+
+    Example:
+        >>> m = sample_masks(3, (4, 4), 0.75, rng=0)
+        >>> m.shape, m.reshape(3, -1).sum(axis=1).tolist()
+        ((3, 4, 4), [4, 4, 4])
+    """
+    batch = check_int("batch", batch, minimum=1)
+    grid = _check_grid(grid)
+    ratio = check_mask_ratio(mask_ratio)
+    gen = as_rng(rng)
+    num_tokens = math.prod(grid)
+    keep = int(num_tokens * (1 - ratio))
+    noise = gen.random((batch, num_tokens))
+    return _masks_from_noise(noise, keep).reshape(batch, *grid)
+
+
+def groupwise_masks(
+    batch: int,
+    num_groups: int,
+    group_len: int,
+    mask_ratio: float,
+    *,
+    rng: np.random.Generator | int | None = None,
+) -> NDArray[np.bool_]:
+    """Masks with the same keep count in every group (HiP's group-wise masked auto-encoding).
+
+    HiP splits a flattened input into ``num_groups`` contiguous groups of ``group_len`` tokens;
+    masking each group equally keeps every group's Perceiver block the same size.
+
+    Args:
+        batch: number of samples ``B >= 1``.
+        num_groups: groups per sample ``G >= 1``.
+        group_len: tokens per group ``N >= 1``.
+        mask_ratio: fraction of each group masked, in ``[0, 1)``.
+        rng: a ``numpy.random.Generator``, an int seed or None.
+
+    Returns:
+        bool ``[B, G, N]``, True = visible; every ``mask[b, g]`` has exactly
+        ``int(N * (1 - mask_ratio))`` True entries.
+
+    Example:
+        >>> m = groupwise_masks(2, 3, 8, 0.5, rng=0)
+        >>> m.shape, m.sum(axis=-1).tolist()
+        ((2, 3, 8), [[4, 4, 4], [4, 4, 4]])
+    """
+    batch = check_int("batch", batch, minimum=1)
+    num_groups = check_int("num_groups", num_groups, minimum=1)
+    group_len = check_int("group_len", group_len, minimum=1)
+    ratio = check_mask_ratio(mask_ratio)
+    gen = as_rng(rng)
+    keep = int(group_len * (1 - ratio))
+    noise = gen.random((batch, num_groups, group_len))
+    return _masks_from_noise(noise, keep)
+
+
+def upsample_mask(
+    mask: ArrayLike, factor: int | tuple[int, ...], *, ndim: int | None = None
+) -> NDArray[np.bool_]:
+    """Turn a mask over mask units into a mask over tokens.
+
+    Every entry is repeated ``factor[i]`` times along spatial axis ``i``, so a mask unit of
+    ``factor`` tokens is kept or removed as a whole.
+
+    Args:
+        mask: bool ``[*lead, *grid]``, True = visible; the last ``ndim`` axes are spatial,
+            leading axes (a batch) are kept as they are.
+        factor: mask-unit size in tokens: an int (same on every spatial axis) or one int per
+            spatial axis.
+        ndim: number of trailing spatial axes. Default: ``len(factor)`` for a tuple factor,
+            else ``min(2, mask.ndim)``, i.e. an int factor on a ``[B, T, H, W]`` mask upsamples
+            only ``H, W``; pass a tuple factor or ``ndim=3`` for video.
+
+    Returns:
+        bool ``[*lead, *(grid * factor)]``, C-contiguous.
+
+    Example:
+        >>> m = np.array([[True, False]])
+        >>> upsample_mask(m, 2).astype(int).tolist()
+        [[1, 1, 0, 0], [1, 1, 0, 0]]
+        >>> upsample_mask(np.ones((2, 2, 3, 3), dtype=bool), (1, 4, 4)).shape
+        (2, 2, 12, 12)
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise invalid("mask", "a bool array (True = visible)", mask, "convert with mask != 0")
+    if mask.ndim == 0:
+        raise invalid("mask", "an array with at least one spatial axis", mask)
+    if ndim is None:
+        ndim = len(factor) if isinstance(factor, (tuple, list)) else min(2, mask.ndim)
+    ndim = check_int("ndim", ndim, minimum=1)
+    if ndim > mask.ndim:
+        raise invalid("ndim", f"a number of spatial axes in [1, {mask.ndim}]", ndim)
+    factors = as_int_tuple("factor", factor, ndim)
+    lead = mask.shape[: mask.ndim - ndim]
+    grid = mask.shape[mask.ndim - ndim :]
+    # [*lead, g0, g1, ...] -> [*lead, g0, 1, g1, 1, ...] -> broadcast [*lead, g0, f0, g1, f1, ...]
+    interleaved = [n for g in grid for n in (g, 1)]
+    expanded = [n for g, f in zip(grid, factors, strict=True) for n in (g, f)]
+    out = np.broadcast_to(mask.reshape(*lead, *interleaved), (*lead, *expanded))
+    return np.ascontiguousarray(
+        out.reshape(*lead, *(g * f for g, f in zip(grid, factors, strict=True)))
+    )
