@@ -189,4 +189,5 @@ def visible_window_ids(
         )
     offsets = np.arange(flat.shape[0], dtype=np.int64)[:, None] * num_windows
     out = (ids[None, :] + offsets)[flat]
-    return out.reshape(*mask.shape[: mask.ndim - ndim], -1)
+    num_visible = int(visible[0]) if flat.shape[0] else 0  # an empty batch has no tokens
+    return out.reshape(*mask.shape[: mask.ndim - ndim], num_visible)
