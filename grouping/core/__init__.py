@@ -15,6 +15,7 @@ from .layout import (
 )
 from .masking import batch_mask, groupwise_masks, keep_count, sample_masks, upsample_mask
 from .plan import GroupingPlan, attention_cost, check_plan, is_valid_plan
+from .solve import STRATEGIES, SweepResult, solve, sweep_group_sizes, warmup
 from .windows import visible_window_ids, window_counts, window_grid, window_index, window_shape
 
 __all__ = [
@@ -22,11 +23,15 @@ __all__ = [
     "GroupingValueError",
     "MaskUnitLayout",
     "PlanError",
+    "STRATEGIES",
+    "SweepResult",
     "attention_cost",
     "batch_mask",
     "check_plan",
     "groupwise_masks",
     "is_valid_plan",
+    "solve",
+    "sweep_group_sizes",
     "keep_count",
     "mask_unit_ids",
     "mask_unit_layout",
@@ -40,4 +45,5 @@ __all__ = [
     "window_grid",
     "window_index",
     "window_shape",
+    "warmup",
 ]

@@ -8,7 +8,9 @@ to no group.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,22 +41,27 @@ def attention_cost(num_groups: int, group_size: int, channels: int) -> float:
     return float(num_groups) * (4.0 * g * c * c + 2.0 * g * g * c)
 
 
-def _readonly(array: NDArray[np.int64]) -> NDArray[np.int64]:
-    array = np.ascontiguousarray(array, dtype=np.int64)
-    array.setflags(write=False)
-    return array
+def _readonly(array: ArrayLike) -> NDArray[np.int64]:
+    out = np.array(array, dtype=np.int64, copy=True)
+    out.setflags(write=False)
+    return out
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class GroupingPlan:
     """A packing of windows into equal-capacity groups.
 
+    The groups are stored flat: ``windows[offsets[k]:offsets[k + 1]]`` are the window indices
+    (row-major, into ``counts``) of group ``k``, in increasing order; groups are in packing
+    order. Build one from a list of groups with :meth:`from_groups`.
+
     Attributes:
-        groups: tuple of int64 arrays (read-only); ``groups[k]`` holds the window indices
-            (row-major, into ``counts``) of group ``k``, in packing order.
+        windows: int64 ``[num_nonempty_windows]`` (read-only), the grouped windows, group by
+            group.
+        offsets: int64 ``[num_groups + 1]`` (read-only), group boundaries in ``windows``.
         group_size: capacity ``g`` of every group, in tokens.
         counts: int64 ``[num_windows]`` (read-only), the visible tokens per window the plan was
-            solved for.
+            solved for (empty windows included).
         lower_bound: a proven lower bound on the number of groups at this group size.
         optimal: True only if ``num_groups`` is proven minimal at this group size (then
             ``num_groups == lower_bound``).
@@ -62,32 +69,75 @@ class GroupingPlan:
         channels: the channels ``C`` of the cost model, or None.
     """
 
-    groups: tuple[NDArray[np.int64], ...]
+    windows: NDArray[np.int64]
+    offsets: NDArray[np.int64]
     group_size: int
     counts: NDArray[np.int64]
     lower_bound: int
     optimal: bool
     strategy: str
     channels: int | None = None
-    _group_of: NDArray[np.int64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", tuple(_readonly(g) for g in self.groups))
-        object.__setattr__(self, "counts", _readonly(self.counts))
-        group_of = np.full(self.counts.shape[0], -1, dtype=np.int64)
-        for k, members in enumerate(self.groups):
-            group_of[members] = k
-        object.__setattr__(self, "_group_of", _readonly(group_of))
+        for name in ("windows", "offsets", "counts"):
+            value = getattr(self, name)
+            if not (
+                isinstance(value, np.ndarray)
+                and value.dtype == np.int64
+                and not value.flags.writeable
+            ):
+                object.__setattr__(self, name, _readonly(value))
+
+    @classmethod
+    def from_groups(
+        cls,
+        groups: Sequence[ArrayLike],
+        group_size: int,
+        counts: ArrayLike,
+        *,
+        lower_bound: int = 0,
+        optimal: bool = False,
+        strategy: str = "custom",
+        channels: int | None = None,
+    ) -> GroupingPlan:
+        """Build a plan from explicit groups (sequences of window indices)."""
+        arrays = [np.asarray(g, dtype=np.int64).ravel() for g in groups]
+        sizes = np.array([a.size for a in arrays], dtype=np.int64)
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        windows = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        return cls(
+            windows=windows,
+            offsets=offsets,
+            group_size=int(group_size),
+            counts=np.asarray(counts, dtype=np.int64).ravel(),
+            lower_bound=int(lower_bound),
+            optimal=bool(optimal),
+            strategy=strategy,
+            channels=channels,
+        )
+
+    @cached_property
+    def groups(self) -> tuple[NDArray[np.int64], ...]:
+        """Tuple of read-only int64 arrays: the window indices of each group."""
+        return tuple(
+            self.windows[self.offsets[k] : self.offsets[k + 1]] for k in range(self.num_groups)
+        )
 
     @property
     def num_groups(self) -> int:
         """Number of groups."""
-        return len(self.groups)
+        return int(self.offsets.shape[0]) - 1
 
     @property
     def num_windows(self) -> int:
         """Number of windows, empty ones included."""
         return int(self.counts.shape[0])
+
+    @property
+    def group_lengths(self) -> NDArray[np.int64]:
+        """int64 ``[num_groups]``: number of windows in each group."""
+        return np.diff(self.offsets)
 
     @property
     def cost(self) -> float:
@@ -99,11 +149,19 @@ class GroupingPlan:
     @property
     def fills(self) -> NDArray[np.int64]:
         """int64 ``[num_groups]``: visible tokens in each group."""
-        return np.array([int(self.counts[g].sum()) for g in self.groups], dtype=np.int64)
+        if self.num_groups == 0:
+            return np.zeros(0, dtype=np.int64)
+        sums = np.zeros(self.num_groups, dtype=np.int64)
+        np.add.at(
+            sums,
+            np.repeat(np.arange(self.num_groups), self.group_lengths),
+            self.counts[self.windows],
+        )
+        return sums
 
     @property
     def num_tokens(self) -> int:
-        """Visible tokens in all groups (the sum of the counts)."""
+        """Visible tokens in all windows (the sum of the counts)."""
         return int(self.counts.sum())
 
     @property
@@ -117,26 +175,17 @@ class GroupingPlan:
         slots = self.num_groups * self.group_size
         return self.padding / slots if slots else 0.0
 
-    @property
+    @cached_property
     def group_of(self) -> NDArray[np.int64]:
         """int64 ``[num_windows]``: the group of every window, ``-1`` for empty windows."""
-        return self._group_of
+        out = np.full(self.num_windows, -1, dtype=np.int64)
+        out[self.windows] = np.repeat(np.arange(self.num_groups), self.group_lengths)
+        out.setflags(write=False)
+        return out
 
     def flat(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """The groups as two flat arrays: ``(windows, offsets)``.
-
-        ``windows[offsets[k]:offsets[k + 1]]`` is ``groups[k]``; ``offsets`` has
-        ``num_groups + 1`` entries. This is the form the adapter turns into tensors.
-        """
-        sizes = np.array([len(g) for g in self.groups], dtype=np.int64)
-        offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        windows = (
-            np.concatenate(self.groups).astype(np.int64)
-            if self.groups
-            else np.zeros(0, dtype=np.int64)
-        )
-        return windows, offsets
+        """``(windows, offsets)``: the form the adapter turns into tensors."""
+        return self.windows, self.offsets
 
     def __repr__(self) -> str:
         return (
@@ -168,6 +217,11 @@ def check_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> None:
     g = plan.group_size
     if not isinstance(g, (int, np.integer)) or g < 1:
         raise PlanError(f"group_size: expected a positive int, received {g!r}")
+    offsets = np.asarray(plan.offsets)
+    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise PlanError("offsets: expected a non-decreasing int array starting at 0")
+    if offsets[-1] != np.asarray(plan.windows).size:
+        raise PlanError("offsets: the last offset must equal the number of grouped windows")
     seen = np.zeros(plan_counts.shape[0], dtype=np.int64)
     for k, members in enumerate(plan.groups):
         members = np.asarray(members)

@@ -1,0 +1,423 @@
+"""The window-grouping solver: ``solve``, the group-size sweep and the JIT warm-up.
+
+Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
+
+* ``"greenmim"``: the published repeated-knapsack algorithm (``knapsack.py``), the same groups
+  in the same order, window for window.
+* ``"ffd"`` / ``"bfd"``: first-fit / best-fit decreasing (``packing.py``).
+* ``"exact"``: lower bounds (L2, then dual feasible functions), the best of FFD, BFD and the
+  repeated knapsack over windows in decreasing order, an exact re-packing of the tail of that
+  packing, then a complete branch and bound that raises the lower bound or finds a packing
+  meeting it, until they meet or a node budget (default 2,000,000 nodes) runs out (then
+  ``optimal=False``).
+* ``"auto"`` (default): the same with a small budget (default 20,000 nodes), so it costs
+  microseconds to a few milliseconds. It starts from FFD and only keeps improvements, so it
+  never returns more groups than ``"ffd"``.
+
+Notes:
+    ``optimal`` is True exactly when ``num_groups == lower_bound``; the lower bound is
+    Martello-Toth's L2 (at least ``ceil(sum / g)``), raised by every size the exact search
+    proves infeasible. The heuristics are not necessarily minimal.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import check_int, invalid
+from .knapsack import decreasing_knapsack, greenmim_groups
+from .packing import (
+    best_fit_decreasing,
+    dff_bound,
+    first_fit_decreasing,
+    lower_bound,
+    search,
+)
+from .plan import GroupingPlan, attention_cost
+
+__all__ = ["STRATEGIES", "SweepResult", "solve", "sweep_group_sizes", "warmup"]
+
+STRATEGIES = ("auto", "greenmim", "ffd", "bfd", "exact")
+Strategy = Literal["auto", "greenmim", "ffd", "bfd", "exact"]
+
+AUTO_NODE_LIMIT = 20_000
+EXACT_NODE_LIMIT = 2_000_000
+
+
+@njit(cache=True, nogil=True)
+def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
+    """Items grouped by bin (bins in index order, items in increasing position)."""
+    n = bins.shape[0]
+    offsets = np.zeros(num_bins + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[bins[i] + 1] += 1
+    for b in range(num_bins):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = bins[i]
+        order[fill[b]] = i
+        fill[b] += 1
+    return order, offsets
+
+
+def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
+    array = np.asarray(counts)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise invalid(
+            "counts",
+            "an array of non-negative integers (visible tokens per window)",
+            array,
+            "cast integral float counts with .astype(int)",
+        )
+    array = array.astype(np.int64, copy=False).ravel()
+    if array.size and array.min() < 0:
+        raise invalid(
+            "counts", "non-negative counts", f"a count of {int(array.min())}", "check the mask"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _check_strategy(strategy: Any) -> str:
+    if strategy not in STRATEGIES:
+        raise invalid("strategy", f"one of {STRATEGIES}", strategy)
+    return str(strategy)
+
+
+def _check_channels(channels: Any) -> int | None:
+    if channels is None:
+        return None
+    return check_int("channels", channels, minimum=1)
+
+
+class _Packing(NamedTuple):
+    order: NDArray[np.int64]  # positions into the positive items, group by group
+    offsets: NDArray[np.int64]
+    lower_bound: int
+
+
+def _repair(
+    sizes: NDArray[np.int64],
+    capacity: int,
+    bins: NDArray[np.int64],
+    num_bins: int,
+    bound: int,
+    budget: int,
+) -> tuple[NDArray[np.int64], int, int]:
+    """Try to remove bins from a packing by re-solving its tail exactly.
+
+    The bins that are not full, plus a growing number of full "donor" bins (the last packed
+    first), are re-packed by the exact search into one bin fewer. Full bins carry no slack, so
+    the sub-problem has the whole slack of the packing and the freedom of the donors' items.
+    Returns ``(bins, num_bins, nodes_used)``.
+    """
+    used = 0
+    while num_bins > bound and used < budget:
+        fills = np.bincount(bins, weights=sizes, minlength=num_bins)
+        slack = np.flatnonzero(fills < capacity)
+        full = np.flatnonzero(fills >= capacity)[::-1]
+        improved = False
+        for donors in (0, 1, 2, 4, 8, 16, 32, 64):
+            if donors > full.shape[0] or used >= budget:
+                break
+            chosen = np.concatenate([slack, full[:donors]])
+            members = np.isin(bins, chosen)
+            tries = max(1, min(budget - used, budget // 4))
+            status, sub_bins, nodes = search(sizes[members], capacity, chosen.shape[0] - 1, tries)
+            used += nodes
+            if status == 1:
+                assert sub_bins is not None
+                bins = bins.copy()
+                bins[members] = chosen[sub_bins]
+                _, bins = np.unique(bins, return_inverse=True)
+                num_bins = int(bins.max()) + 1
+                improved = True
+                break
+        if not improved:
+            break
+    return bins.astype(np.int64), num_bins, used
+
+
+def _pack(
+    sizes: NDArray[np.int64], capacity: int, strategy: str, node_limit: int | None
+) -> _Packing:
+    """Pack positive ``sizes`` (each <= capacity) into bins with the given strategy."""
+    n = sizes.shape[0]
+    if n == 0:
+        return _Packing(np.zeros(0, np.int64), np.zeros(1, np.int64), 0)
+    bound = lower_bound(sizes, capacity)
+    if strategy == "greenmim":
+        order, offsets = greenmim_groups(sizes, capacity)
+        return _Packing(order, offsets, bound)
+    if strategy == "bfd":
+        bins, num = best_fit_decreasing(sizes, capacity)
+        return _Packing(*_group_by_bin(bins, num), bound)
+    bins, num = first_fit_decreasing(sizes, capacity)
+    if strategy == "ffd":
+        return _Packing(*_group_by_bin(bins, num), bound)
+    # auto / exact: the best heuristic, a repair of its tail, then a proof by branch and bound
+    budget = node_limit
+    if budget is None:
+        budget = AUTO_NODE_LIMIT if strategy == "auto" else EXACT_NODE_LIMIT
+    for heuristic in (best_fit_decreasing, decreasing_knapsack):
+        if num <= bound:
+            break
+        bins_h, num_h = heuristic(sizes, capacity)
+        if num_h < num:
+            bins, num = bins_h, num_h
+    if num > bound:
+        bound = max(bound, dff_bound(sizes, capacity))
+    if num > bound:
+        bins, num, used = _repair(sizes, capacity, bins, num, bound, budget // 2)
+        budget -= used
+    while num > bound and budget > 0:
+        status, found, nodes = search(sizes, capacity, bound, budget)
+        budget -= nodes
+        if status == 1:
+            assert found is not None
+            bins, num = found, int(found.max()) + 1
+        elif status == 0:
+            bound += 1  # proven: no packing into `bound` bins
+        else:
+            break
+    return _Packing(*_group_by_bin(bins, num), bound)
+
+
+class SweepResult(NamedTuple):
+    """Attention cost against group size (``sweep_group_sizes``).
+
+    Attributes:
+        group_sizes: int64 ``[S]``, the sizes tried, from the largest count upwards.
+        num_groups: int64 ``[S]``, groups needed at each size by the chosen strategy.
+        costs: float64 ``[S]``, ``attention_cost(num_groups, g, channels)``.
+        best: index of the cheapest size (the smallest size among ties).
+        cap: the size beyond which no size can beat the best (see Notes of
+            :func:`sweep_group_sizes`).
+    """
+
+    group_sizes: NDArray[np.int64]
+    num_groups: NDArray[np.int64]
+    costs: NDArray[np.float64]
+    best: int
+    cap: int
+
+
+def _sweep(
+    sizes: NDArray[np.int64],
+    channels: int,
+    strategy: str,
+    max_group_size: int | None,
+    node_limit: int | None,
+    extra: int = 0,
+) -> SweepResult:
+    total = int(sizes.sum())
+    start = int(sizes.max()) if sizes.size else 1
+    c = float(channels)
+    limit = max(start, total)  # from `total` on, one group holds everything
+    if max_group_size is not None:
+        limit = min(limit, max_group_size)
+    rows_g: list[int] = []
+    rows_n: list[int] = []
+    rows_c: list[float] = []
+    best_cost = math.inf
+    best = 0
+    cap = limit
+    g = start
+    while g <= limit:
+        # no size >= g can cost less than total * (4C^2 + 2gC): stop there
+        if total * (4.0 * c * c + 2.0 * g * c) > best_cost:
+            cap = g - 1
+            break
+        packing = _pack(sizes, g, strategy, node_limit)
+        num = packing.offsets.shape[0] - 1
+        cost = attention_cost(num, g, channels)
+        rows_g.append(g)
+        rows_n.append(num)
+        rows_c.append(cost)
+        if cost < best_cost:
+            best_cost, best = cost, len(rows_g) - 1
+        g += 1
+    for _ in range(extra):  # optional extra sizes past the cap, for plots
+        if g > limit:
+            break
+        num = _pack(sizes, g, strategy, node_limit).offsets.shape[0] - 1
+        rows_g.append(g)
+        rows_n.append(num)
+        rows_c.append(attention_cost(num, g, channels))
+        g += 1
+    return SweepResult(
+        np.array(rows_g, dtype=np.int64),
+        np.array(rows_n, dtype=np.int64),
+        np.array(rows_c, dtype=np.float64),
+        best,
+        cap,
+    )
+
+
+def sweep_group_sizes(
+    counts: ArrayLike,
+    channels: int,
+    *,
+    strategy: Strategy = "auto",
+    max_group_size: int | None = None,
+    node_limit: int | None = None,
+    extra: int = 0,
+) -> SweepResult:
+    """Attention cost of the best packing at every group size worth trying.
+
+    Sizes run from the largest count ``m`` upwards and stop at the cap: the first size ``g``
+    with ``S * (4C^2 + 2gC) > best cost so far`` (``S`` = total visible tokens). Since
+    ``num_groups(g) * g >= S``, ``attention_cost(num_groups(g), g, C) >= S * (4C^2 + 2gC)``,
+    which grows with ``g``: no size past the cap can beat the best one. Sizes never exceed
+    ``max(m, S)`` (one group holds everything) nor ``max_group_size``.
+
+    Args:
+        counts: int ``[num_windows]`` visible tokens per window (any shape, flattened).
+        channels: ``C`` of the cost model.
+        strategy: packing strategy used at every size.
+        max_group_size: optional upper limit on the sizes tried.
+        node_limit: node budget of the exact search ("auto"/"exact") per size.
+        extra: also evaluate this many sizes past the cap (for plots).
+
+    Returns:
+        A :class:`SweepResult`; empty arrays for all-zero counts.
+    """
+    sizes_all = _as_counts(counts)
+    channels_ = _check_channels(channels)
+    if channels_ is None:
+        raise invalid("channels", "a positive int (the sweep needs the cost model)", channels)
+    strategy = _check_strategy(strategy)
+    if max_group_size is not None:
+        max_group_size = check_int("max_group_size", max_group_size, minimum=1)
+    sizes = sizes_all[sizes_all > 0]
+    if sizes.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return SweepResult(empty, empty, np.zeros(0), 0, 0)
+    if max_group_size is not None and int(sizes.max()) > max_group_size:
+        raise invalid(
+            "max_group_size",
+            f"at least the largest window count {int(sizes.max())}",
+            max_group_size,
+            "a window cannot be split across groups",
+        )
+    return _sweep(sizes, channels_, strategy, max_group_size, node_limit, extra)
+
+
+def solve(
+    counts: ArrayLike,
+    group_size: int | Literal["sweep"] | None = None,
+    *,
+    strategy: Strategy = "auto",
+    channels: int | None = None,
+    max_group_size: int | None = None,
+    node_limit: int | None = None,
+) -> GroupingPlan:
+    """Pack windows into equal-size groups without splitting a window.
+
+    Args:
+        counts: int array of visible tokens per window (any shape, flattened row-major, e.g.
+            the output of :func:`grouping.window_counts`); zeros are empty windows, which
+            belong to no group.
+        group_size: an int capacity; None for the largest count (GreenMIM's choice); or
+            ``"sweep"`` for the capacity minimising :func:`attention_cost` (needs ``channels``).
+        strategy: ``"greenmim"``, ``"ffd"``, ``"bfd"``, ``"exact"`` or ``"auto"`` (module
+            docstring).
+        channels: ``C`` of the cost model; sets ``plan.cost``.
+        max_group_size: upper limit for ``"sweep"``; with a fixed or inferred size it must
+            not be exceeded.
+        node_limit: node budget of the exact search for ``"auto"`` and ``"exact"``.
+
+    Returns:
+        A :class:`GroupingPlan`; an empty plan (no groups) for empty or all-zero counts.
+
+    Raises:
+        GroupingValueError: negative or non-integer counts, a count larger than the group
+            size, a group size below 1, an unknown strategy, ``"sweep"`` without channels.
+
+    Example:
+        >>> plan = solve([3, 0, 4, 2, 1], 5, strategy="exact")
+        >>> [g.tolist() for g in plan.groups], plan.optimal
+        ([[2, 4], [0, 3]], True)
+    """
+    sizes_all = _as_counts(counts)
+    strategy = _check_strategy(strategy)
+    channels_ = _check_channels(channels)
+    if node_limit is not None:
+        node_limit = check_int("node_limit", node_limit, minimum=0)
+    if max_group_size is not None:
+        max_group_size = check_int("max_group_size", max_group_size, minimum=1)
+    positions = np.flatnonzero(sizes_all).astype(np.int64)
+    sizes = np.ascontiguousarray(sizes_all[positions])
+    largest = int(sizes.max()) if sizes.size else 0
+
+    if isinstance(group_size, str):
+        if group_size != "sweep":
+            raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
+        if channels_ is None:
+            raise invalid(
+                "channels",
+                'a positive int when group_size="sweep"',
+                channels,
+                "the sweep minimises attention_cost(num_groups, g, channels)",
+            )
+        if sizes.size == 0:
+            capacity = max(1, max_group_size or 1)
+        else:
+            if max_group_size is not None and largest > max_group_size:
+                raise invalid(
+                    "max_group_size",
+                    f"at least the largest window count {largest}",
+                    max_group_size,
+                )
+            result = _sweep(sizes, channels_, strategy, max_group_size, node_limit)
+            capacity = int(result.group_sizes[result.best])
+    elif group_size is None:
+        capacity = max(largest, 1)
+    elif isinstance(group_size, numbers.Integral) and not isinstance(group_size, bool):
+        capacity = int(group_size)
+        if capacity < 1:
+            raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
+    else:
+        raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
+
+    if largest > capacity:
+        raise invalid(
+            "group_size",
+            f"at least the largest window count {largest}",
+            capacity,
+            "a window cannot be split across groups; use group_size=None or a larger size",
+        )
+    if max_group_size is not None and capacity > max_group_size:
+        raise invalid("group_size", f"at most max_group_size={max_group_size}", capacity)
+
+    packing = _pack(sizes, capacity, strategy, node_limit)
+    num = packing.offsets.shape[0] - 1
+    return GroupingPlan(
+        windows=positions[packing.order],
+        offsets=packing.offsets,
+        group_size=capacity,
+        counts=sizes_all,
+        lower_bound=packing.lower_bound,
+        optimal=num == packing.lower_bound,
+        strategy=strategy,
+        channels=channels_,
+    )
+
+
+def warmup() -> None:
+    """Compile (or load from numba's on-disk cache) every solver kernel.
+
+    Call once at start-up so the first training step does not pay for JIT compilation.
+    """
+    counts = np.array([3, 5, 0, 2, 7, 1, 4, 4], dtype=np.int64)
+    for strategy in STRATEGIES:
+        solve(counts, 8, strategy=strategy)
+    solve(counts, "sweep", channels=8)
+    solve(np.array([70, 60, 5], dtype=np.int64), 130, strategy="greenmim")  # multi-word
