@@ -36,7 +36,7 @@ from .presets import Preset, get_preset, preset_counts, preset_names
 
 __all__ = ["build_parser", "main"]
 
-_STRATEGIES = ("auto", "greenmim", "ffd", "bfd", "exact")
+_STRATEGIES: tuple[str, ...] = tuple(gp.STRATEGIES)
 
 
 class _UsageError(Exception):
