@@ -1,0 +1,224 @@
+"""Grouped window attention on visible tokens (GreenMIM), with Swin's parameters.
+
+:class:`GroupedWindowAttention` has timm's ``WindowAttention`` parameters (``qkv``, ``proj``,
+``relative_position_bias_table``) so that Swin checkpoints load into it, and computes exactly
+what window attention computes on the visible tokens of each window, the relative position bias
+looked up from the tokens' true coordinates. It projects ``q, k, v`` on the visible tokens
+before grouping (padding slots cost no projection), attends inside each group under the
+layout's boolean mask (masked logits get weight exactly 0: ``-inf`` before the softmax, never an
+additive ``-100``), and ungroups before the output projection.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.errors import as_int_tuple, check_int, invalid
+from .layout import WindowLayout
+from .ops import check_tokens, group_tokens, ungroup_tokens
+
+__all__ = [
+    "ATTENTION_IMPLS",
+    "DEFAULT_ATTENTION_IMPL",
+    "GroupedWindowAttention",
+    "grouped_attention",
+    "relative_position_bias",
+]
+
+#: ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention` with a float bias that
+#: holds ``-inf`` at masked pairs; ``"explicit"``: ``softmax(q k^T * scale + bias)`` written out.
+ATTENTION_IMPLS = ("sdpa", "explicit")
+
+#: The faster path on CPU (torch 2.13, see docs/adapter.md for the measurement).
+DEFAULT_ATTENTION_IMPL = "sdpa"
+
+
+def relative_position_bias(table: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+    """Look the relative position bias of every pair of slots up.
+
+    Args:
+        table: ``[(2*wh - 1) * (2*ww - 1), H]`` Swin's bias table.
+        layout: the layout.
+
+    Returns:
+        ``[G, H, g, g]`` bias (entries of masked pairs are ``table[0]``, to be masked).
+    """
+    num_groups, size = layout.num_groups, layout.group_size
+    bias = table[layout.rel_index.view(-1)]  # [G * g * g, H]
+    return bias.view(num_groups, size, size, -1).permute(0, 3, 1, 2)  # [G, H, g, g]
+
+
+def grouped_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    layout: WindowLayout,
+    bias: torch.Tensor | None = None,
+    *,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    impl: str = DEFAULT_ATTENTION_IMPL,
+) -> torch.Tensor:
+    """Attention inside every group under the layout's mask.
+
+    Args:
+        q, k, v: ``[R, G, H, g, D]`` grouped heads (``R`` samples for a batch-shared layout,
+            1 for a per-sample one).
+        layout: the layout (its ``kernel_mask`` keeps windows apart; padding slots attend to
+            themselves only, so no row is empty).
+        bias: optional ``[G, H, g, g]`` additive bias (the relative position bias).
+        scale: logit scale, default ``D ** -0.5``.
+        dropout_p: attention dropout probability.
+        impl: ``"sdpa"`` or ``"explicit"`` (same result up to rounding).
+
+    Returns:
+        ``[R, G, H, g, D]``.
+    """
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    mask = layout.kernel_mask[:, None]  # [G, 1, g, g]
+    if impl == "sdpa":
+        if bias is None:
+            attn_mask: torch.Tensor = mask
+        else:
+            attn_mask = bias.masked_fill(~mask, float("-inf"))  # [G, H, g, g]
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale
+        )
+    if impl != "explicit":
+        raise invalid("impl", f"one of {ATTENTION_IMPLS}", impl)
+    attn = (q * scale) @ k.transpose(-2, -1)  # [R, G, H, g, g]
+    if bias is not None:
+        attn = attn + bias
+    attn = attn.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    if dropout_p:
+        attn = F.dropout(attn, p=dropout_p)
+    return attn @ v  # [R, G, H, g, D]
+
+
+class GroupedWindowAttention(nn.Module):
+    """Window multi-head self-attention on visible tokens, grouped by a plan.
+
+    Args:
+        dim: channels ``C``.
+        num_heads: attention heads; must divide ``dim``.
+        window_size: window size, int or ``(wh, ww)``; the layouts must use the same.
+        qkv_bias: learn a bias for the q/k/v projection.
+        attn_drop: dropout on the attention weights.
+        proj_drop: dropout after the output projection.
+        attn_impl: ``"auto"`` (:data:`DEFAULT_ATTENTION_IMPL`, the measured faster path),
+            ``"sdpa"`` or ``"explicit"``; may be changed later through :attr:`attn_impl`.
+
+    Shape:
+        ``forward(x_vis [B, N, C], layout) -> [B, N, C]``, ``x_vis[b, i]`` the ``i``-th visible
+        token (row-major) of sample ``b``'s mask.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> mask = np.ones((8, 8), dtype=bool)
+        >>> mask[:4, :4] = False                      # 48 visible tokens
+        >>> layout = window_layout(mask, 4, shift=2, channels=16)
+        >>> attn = GroupedWindowAttention(16, num_heads=2, window_size=4)
+        >>> attn(torch.randn(3, 48, 16), layout).shape
+        torch.Size([3, 48, 16])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int | tuple[int, int],
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        *,
+        attn_impl: Literal["auto", "sdpa", "explicit"] = "auto",
+    ) -> None:
+        super().__init__()
+        dim = check_int("dim", dim, minimum=1)
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        if dim % num_heads:
+            raise invalid("num_heads", f"a divisor of dim={dim}", num_heads)
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = as_int_tuple("window_size", window_size, 2)
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.attn_impl = attn_impl  # validated by the setter
+
+        wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads)
+        )
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    @property
+    def attn_impl(self) -> str:
+        """The attention path: ``"sdpa"`` or ``"explicit"`` (``"auto"`` is resolved)."""
+        return self._attn_impl
+
+    @attn_impl.setter
+    def attn_impl(self, value: str) -> None:
+        if value == "auto":
+            value = DEFAULT_ATTENTION_IMPL
+        if value not in ATTENTION_IMPLS:
+            raise invalid("attn_impl", "one of 'auto', 'sdpa', 'explicit'", value)
+        self._attn_impl = value
+
+    def forward(self, x_vis: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """Attend within windows over the visible tokens.
+
+        Args:
+            x_vis: ``[B, N, C]`` visible tokens.
+            layout: from :func:`window_layout` with this module's window size, on the device
+                of ``x_vis``.
+
+        Returns:
+            ``[B, N, C]``.
+        """
+        check_tokens(x_vis, layout, channels=self.dim)
+        if layout.window != self.window_size:
+            raise invalid(
+                "layout",
+                f"a layout with window {self.window_size} (this module's window_size)",
+                f"a layout with window {layout.window}",
+            )
+        batch, tokens, width = x_vis.shape
+        qkv = self.qkv(x_vis)  # [B, N, 3C]
+        if tokens:
+            rows = batch if layout.shared else 1
+            num_groups, size = layout.num_groups, layout.group_size
+            qkv = group_tokens(qkv, layout)  # [R * G, g, 3C]
+            qkv = qkv.view(rows, num_groups, size, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # 3 x [R, G, H, g, D]
+            bias = relative_position_bias(self.relative_position_bias_table, layout)
+            x = grouped_attention(
+                q,
+                k,
+                v,
+                layout,
+                bias.to(q.dtype),
+                scale=self.scale,
+                dropout_p=self.attn_drop.p if self.training else 0.0,
+                impl=self._attn_impl,
+            )  # [R, G, H, g, D]
+            x = x.transpose(2, 3).reshape(rows * num_groups, size, width)  # [R * G, g, C]
+            x = ungroup_tokens(x, layout)  # [B, N, C]
+        else:
+            x = qkv[..., :width]  # [B, 0, C]
+        x = self.proj(x)
+        return self.proj_drop(x)
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, num_heads={self.num_heads}, window_size={self.window_size}, "
+            f"attn_impl={self._attn_impl!r}"
+        )
