@@ -42,7 +42,7 @@ def _window_and_shift(
     ndim = len(grid)
     win = as_int_tuple("window", window, ndim)
     sh = as_int_tuple("shift", shift, ndim, minimum=0)
-    for g, w in zip(grid, win):
+    for g, w in zip(grid, win, strict=False):
         if w > g:
             raise invalid(
                 "window",
@@ -50,7 +50,7 @@ def _window_and_shift(
                 window,
                 "use a smaller window or a larger grid",
             )
-    for w, s in zip(win, sh):
+    for w, s in zip(win, sh, strict=False):
         if s >= w:
             raise invalid("shift", f"0 <= shift < window {win} on every axis", shift)
     return win, sh
@@ -62,7 +62,9 @@ def _check_grid(grid: Any) -> tuple[int, ...]:
     return as_int_tuple("grid", grid, len(tuple(grid)))
 
 
-def window_grid(grid: tuple[int, ...], window: int | tuple[int, ...], *, shift: Any = 0) -> tuple[int, ...]:
+def window_grid(
+    grid: tuple[int, ...], window: int | tuple[int, ...], *, shift: Any = 0
+) -> tuple[int, ...]:
     """Number of windows along each axis.
 
     Args:
@@ -75,7 +77,7 @@ def window_grid(grid: tuple[int, ...], window: int | tuple[int, ...], *, shift: 
     """
     grid = _check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
-    return tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh))
+    return tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh, strict=False))
 
 
 def window_shape(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArray[np.int64]:
@@ -87,7 +89,7 @@ def window_shape(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
     grid = _check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
     sizes = []
-    for g, w, s in zip(grid, win, sh):
+    for g, w, s in zip(grid, win, sh, strict=False):
         axis_index = (np.arange(g, dtype=np.int64) + (w - s) % w) // w
         sizes.append(np.bincount(axis_index))
     out = sizes[0]
@@ -110,9 +112,9 @@ def window_index(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
     """
     grid = _check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
-    wgrid = tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh))
+    wgrid = tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh, strict=False))
     ids = np.zeros((), dtype=np.int64)
-    for axis, (g, w, s) in enumerate(zip(grid, win, sh)):
+    for axis, (g, w, s) in enumerate(zip(grid, win, sh, strict=False)):
         axis_index = (np.arange(g, dtype=np.int64) + (w - s) % w) // w
         ids = np.multiply.outer(ids * wgrid[axis], np.ones(g, dtype=np.int64)) + axis_index
     return ids
