@@ -14,6 +14,7 @@ from grouping.adapter import (
     GroupedWindowAttention,
     additive_mask,
     block_mask,
+    default_attention_impl,
     group_tokens,
     grouped_attention,
     relative_position_bias,
@@ -374,6 +375,15 @@ def test_bad_module_arguments(kwargs, name):
     args = {"dim": 8, "num_heads": 2, "window_size": 4, **kwargs}
     with pytest.raises(GroupingValueError, match=f"^{name}: expected"):
         GroupedWindowAttention(**args)
+
+
+def test_auto_attention_path_per_device():
+    assert default_attention_impl("cpu") == "explicit"  # measured: docs/adapter.md
+    assert default_attention_impl("cuda") == "sdpa"
+    module = GroupedWindowAttention(8, 2, 4)
+    assert module.attn_impl == "auto"
+    module.attn_impl = "sdpa"
+    assert "sdpa" in repr(module)
 
 
 def test_errors_are_value_errors():

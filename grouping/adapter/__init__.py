@@ -8,8 +8,9 @@ beside them.
 
 from .attention import (
     ATTENTION_IMPLS,
-    DEFAULT_ATTENTION_IMPL,
+    AUTO_ATTENTION_IMPL,
     GroupedWindowAttention,
+    default_attention_impl,
     grouped_attention,
     relative_position_bias,
 )
@@ -25,7 +26,7 @@ from .ops import check_tokens, group_tokens, ungroup_tokens
 
 __all__ = [
     "ATTENTION_IMPLS",
-    "DEFAULT_ATTENTION_IMPL",
+    "AUTO_ATTENTION_IMPL",
     "MODES",
     "GroupedWindowAttention",
     "VarlenOffsets",
@@ -34,6 +35,7 @@ __all__ = [
     "block_mask",
     "build_attention_mask",
     "check_tokens",
+    "default_attention_impl",
     "group_tokens",
     "grouped_attention",
     "relative_position_bias",

@@ -23,8 +23,9 @@ from .ops import check_tokens, group_tokens, ungroup_tokens
 
 __all__ = [
     "ATTENTION_IMPLS",
-    "DEFAULT_ATTENTION_IMPL",
+    "AUTO_ATTENTION_IMPL",
     "GroupedWindowAttention",
+    "default_attention_impl",
     "grouped_attention",
     "relative_position_bias",
 ]
@@ -33,8 +34,17 @@ __all__ = [
 #: holds ``-inf`` at masked pairs; ``"explicit"``: ``softmax(q k^T * scale + bias)`` written out.
 ATTENTION_IMPLS = ("sdpa", "explicit")
 
-#: The faster path on CPU (torch 2.13, see docs/adapter.md for the measurement).
-DEFAULT_ATTENTION_IMPL = "sdpa"
+#: What ``"auto"`` picks per device type. On CPU (torch 2.13, measured in docs/adapter.md) the
+#: explicit path is faster: SDPA's fused CPU kernel takes no bias that needs a gradient (the
+#: learned relative position bias does), so SDPA falls back to its unfused math path, which
+#: also materialises the broadcast mask. Elsewhere SDPA (its fused kernels take such a bias);
+#: that choice is not measured yet.
+AUTO_ATTENTION_IMPL = {"cpu": "explicit"}
+
+
+def default_attention_impl(device: torch.device | str) -> str:
+    """The attention path ``"auto"`` resolves to on ``device`` (see ``AUTO_ATTENTION_IMPL``)."""
+    return AUTO_ATTENTION_IMPL.get(torch.device(device).type, "sdpa")
 
 
 def relative_position_bias(table: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
@@ -61,7 +71,7 @@ def grouped_attention(
     *,
     scale: float | None = None,
     dropout_p: float = 0.0,
-    impl: str = DEFAULT_ATTENTION_IMPL,
+    impl: str = "auto",
 ) -> torch.Tensor:
     """Attention inside every group under the layout's mask.
 
@@ -73,13 +83,16 @@ def grouped_attention(
         bias: optional ``[G, H, g, g]`` additive bias (the relative position bias).
         scale: logit scale, default ``D ** -0.5``.
         dropout_p: attention dropout probability.
-        impl: ``"sdpa"`` or ``"explicit"`` (same result up to rounding).
+        impl: ``"sdpa"``, ``"explicit"`` (same result up to rounding) or ``"auto"``
+            (:func:`default_attention_impl` of the device of ``q``).
 
     Returns:
         ``[R, G, H, g, D]``.
     """
     if scale is None:
         scale = q.shape[-1] ** -0.5
+    if impl == "auto":
+        impl = default_attention_impl(q.device)
     mask = layout.kernel_mask[:, None]  # [G, 1, g, g]
     if impl == "sdpa":
         if bias is None:
@@ -91,10 +104,11 @@ def grouped_attention(
         )
     if impl != "explicit":
         raise invalid("impl", f"one of {ATTENTION_IMPLS}", impl)
-    attn = (q * scale) @ k.transpose(-2, -1)  # [R, G, H, g, g]
-    if bias is not None:
-        attn = attn + bias
-    attn = attn.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    # the mask goes into the small [G, H, g, g] bias once, not into the [R, G, H, g, g] logits
+    if bias is None:
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
+    bias = bias.masked_fill(~mask, float("-inf"))  # [G, H, g, g]
+    attn = ((q * scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)  # [R, G, H, g, g]
     if dropout_p:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v  # [R, G, H, g, D]
@@ -110,8 +124,9 @@ class GroupedWindowAttention(nn.Module):
         qkv_bias: learn a bias for the q/k/v projection.
         attn_drop: dropout on the attention weights.
         proj_drop: dropout after the output projection.
-        attn_impl: ``"auto"`` (:data:`DEFAULT_ATTENTION_IMPL`, the measured faster path),
-            ``"sdpa"`` or ``"explicit"``; may be changed later through :attr:`attn_impl`.
+        attn_impl: ``"auto"`` (per device, :func:`default_attention_impl`: the explicit path
+            on CPU, where it measured faster, SDPA elsewhere), ``"sdpa"`` or ``"explicit"``;
+            may be changed later through :attr:`attn_impl`.
 
     Shape:
         ``forward(x_vis [B, N, C], layout) -> [B, N, C]``, ``x_vis[b, i]`` the ``i``-th visible
@@ -162,14 +177,12 @@ class GroupedWindowAttention(nn.Module):
 
     @property
     def attn_impl(self) -> str:
-        """The attention path: ``"sdpa"`` or ``"explicit"`` (``"auto"`` is resolved)."""
+        """The attention path: ``"auto"``, ``"sdpa"`` or ``"explicit"``."""
         return self._attn_impl
 
     @attn_impl.setter
     def attn_impl(self, value: str) -> None:
-        if value == "auto":
-            value = DEFAULT_ATTENTION_IMPL
-        if value not in ATTENTION_IMPLS:
+        if value not in ("auto", *ATTENTION_IMPLS):
             raise invalid("attn_impl", "one of 'auto', 'sdpa', 'explicit'", value)
         self._attn_impl = value
 
