@@ -1,0 +1,271 @@
+"""One MIM pretraining step: GreenMIM's grouped Swin against the dense SimMIM-style baseline.
+
+Times one step (mask drawn, layouts built, forward, backward, AdamW) of the grouped model
+(:class:`grouping.models.GreenMIMSwin`: encoder on visible tokens only) and of the dense
+baseline (:class:`grouping.models.SimMIMSwin`: every token encoded, masked ones replaced by a
+mask token, ordinary shifted-window attention; same weights, decoder and loss), and measures the
+activation memory of each: the peak resident memory during a step minus the resident memory just
+before it, with model, gradients and optimizer state already allocated. Each model runs in its
+own process (``--worker``), so neither sees the other's allocations.
+
+Memory is read from ``/proc/self/status``: before every measured step the freed heap is given
+back to the system (``malloc_trim``) and the peak (``VmHWM``) is reset by writing ``5`` to
+``/proc/self/clear_refs``; where that is not allowed, a thread samples ``VmRSS`` every
+millisecond instead. Timed steps and memory steps are separate (trimming makes the next step
+fault its pages in again).
+
+Usage::
+
+    python bench/mim_step.py --model greenmim_swin_tiny --batch-size 8 --json results.json
+
+Writes the JSON keys ``grouped_step_s``, ``dense_step_s`` (medians), ``grouped_peak_bytes``,
+``dense_peak_bytes`` (activation peaks, medians), ``grouped_total_peak_bytes``,
+``dense_total_peak_bytes`` (peak resident memory of the process during a step), the ratios,
+the machine and versions, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Peak resident memory over a block: ``VmHWM`` after a reset, or a sampling thread."""
+
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = interval_s
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.method = "VmHWM"
+        except OSError:
+            self.method = "sampling"
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> PeakRSS:
+        if self.method == "VmHWM":
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        else:
+            self.peak = _rss_bytes()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.method == "VmHWM":
+            self.peak = _status_kib("VmHWM") * 1024
+        else:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes())
+
+
+def _trim() -> None:
+    """Free what Python and malloc hold but do not use, so RSS is the live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure one model in this process; return its numbers."""
+    import numpy as np
+    import torch
+
+    from grouping.models import SimMIMSwin, create_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    overrides = {"img_size": args.img_size} if args.img_size else {}
+    mae = create_model(args.model, **overrides)
+    model = mae if args.worker == "grouped" else SimMIMSwin(mae)
+    model.train()
+    config = mae.config
+    gen = torch.Generator().manual_seed(args.seed)
+    images = torch.randn(args.batch_size, config.in_chans, *config.img_size, generator=gen)
+    rng = np.random.default_rng(args.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    grouping_s: list[float] = []
+
+    def step() -> float:
+        start = time.perf_counter()
+        mask = mae.sample_mask(
+            args.batch_size, args.mask_ratio, rng=rng, per_sample=args.per_sample
+        )
+        if args.worker == "grouped":
+            prepared = mae.encoder.prepare(mask, batch=args.batch_size, device=images.device)
+            grouping_s.append(prepared.grouping_s)
+            mask = prepared
+        loss, _, _ = model(images, mask)
+        loss.backward()
+        optimizer.step()
+        # keep the gradients allocated (zeroed, not freed): they are state, not activations
+        optimizer.zero_grad(set_to_none=False)
+        return time.perf_counter() - start
+
+    for _ in range(args.warmup):
+        step()
+    grouping_s.clear()
+    times = [step() for _ in range(args.steps)]
+
+    activation, total = [], []
+    for _ in range(args.memory_steps):
+        _trim()
+        before = _rss_bytes()
+        with PeakRSS() as peak:
+            step()
+        activation.append(peak.peak - before)
+        total.append(peak.peak)
+        method = peak.method
+    return {
+        "model": args.worker,
+        "step_s": statistics.median(times),
+        "step_s_all": times,
+        "grouping_s": statistics.median(grouping_s) if grouping_s else 0.0,
+        "peak_bytes": int(statistics.median(activation)),
+        "peak_bytes_all": activation,
+        "total_peak_bytes": int(statistics.median(total)),
+        "memory_method": method,
+        "threads": torch.get_num_threads(),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def _spawn(args: argparse.Namespace, which: str) -> dict[str, Any]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", which]
+    for key in ("model", "batch_size", "mask_ratio", "steps", "warmup", "memory_steps", "seed"):
+        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.img_size:
+        cmd += ["--img-size", str(args.img_size)]
+    if args.per_sample:
+        cmd += ["--per-sample"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:8.1f} MiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="greenmim_swin_tiny")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--mask-ratio", type=float, default=0.75)
+    parser.add_argument("--img-size", type=int, default=None, help="override the preset's")
+    parser.add_argument("--per-sample", action="store_true", help="one mask per sample")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--memory-steps", type=int, default=3, help="steps measured for memory")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--worker", choices=("grouped", "dense"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(run_worker(args)))
+        return 0
+
+    import numpy as np
+    import torch
+
+    grouped = _spawn(args, "grouped")
+    dense = _spawn(args, "dense")
+    result = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "mask_ratio": args.mask_ratio,
+        "per_sample": args.per_sample,
+        "grouped_step_s": grouped["step_s"],
+        "dense_step_s": dense["step_s"],
+        "grouped_peak_bytes": grouped["peak_bytes"],
+        "dense_peak_bytes": dense["peak_bytes"],
+        "grouped_total_peak_bytes": grouped["total_peak_bytes"],
+        "dense_total_peak_bytes": dense["total_peak_bytes"],
+        "speedup": dense["step_s"] / grouped["step_s"],
+        "activation_memory_ratio": dense["peak_bytes"] / max(grouped["peak_bytes"], 1),
+        "grouped_grouping_s": grouped["grouping_s"],
+        "grouped": grouped,
+        "dense": dense,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "threads": grouped["threads"],
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "settings": {
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "memory_steps": args.memory_steps,
+            "seed": args.seed,
+            "memory_method": grouped["memory_method"],
+        },
+    }
+    rows = [
+        ("step time (median)", f"{grouped['step_s']:8.3f} s", f"{dense['step_s']:8.3f} s"),
+        ("activation peak", _mib(grouped["peak_bytes"]), _mib(dense["peak_bytes"])),
+        ("total peak RSS", _mib(grouped["total_peak_bytes"]), _mib(dense["total_peak_bytes"])),
+        ("grouping (layouts)", f"{grouped['grouping_s'] * 1e3:8.1f} ms", "       -"),
+    ]
+    print(
+        f"{args.model}, batch {args.batch_size}, mask ratio {args.mask_ratio}, "
+        f"{grouped['threads']} threads, torch {torch.__version__}"
+    )
+    print(f"{'':22s}{'grouped':>14s}{'dense':>14s}")
+    for name, a, b in rows:
+        print(f"{name:22s}{a:>14s}{b:>14s}")
+    print(
+        f"speed-up {result['speedup']:.2f}x, activation memory "
+        f"{result['activation_memory_ratio']:.2f}x less (targets: >= 2.5x each)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
