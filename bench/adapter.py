@@ -52,14 +52,21 @@ UNIT_PX = 32
 PATCH_PX = 4
 
 
-def stage_mask(grid: tuple[int, int], mask_ratio: float, seed: int) -> np.ndarray:
-    """Batch mask of a stage: 32 px mask units upsampled to the stage's tokens."""
+def stage_mask(
+    grid: tuple[int, int], mask_ratio: float, seed: int, batch: int | None = None
+) -> np.ndarray:
+    """Mask of a stage: 32 px mask units upsampled to the stage's tokens.
+
+    One mask ``[H, W]`` for the batch (``batch=None``) or one per sample ``[B, H, W]``.
+    """
     stage = {56: 0, 28: 1, 14: 2, 7: 3}[grid[0]]
-    factor = UNIT_PX // (PATCH_PX * 2**stage)  # tokens per unit side at this stage
-    if factor >= 1:
-        units = gp.batch_mask((grid[0] // factor, grid[1] // factor), mask_ratio, rng=seed)
-        return gp.upsample_mask(units, factor)
-    return gp.batch_mask(grid, mask_ratio, rng=seed)  # units smaller than a token
+    factor = max(UNIT_PX // (PATCH_PX * 2**stage), 1)  # tokens per unit side at this stage
+    units = (grid[0] // factor, grid[1] // factor)
+    if batch is None:
+        mask = gp.batch_mask(units, mask_ratio, rng=seed)
+    else:
+        mask = gp.sample_masks(batch, units, mask_ratio, rng=seed)
+    return gp.upsample_mask(mask, factor) if factor > 1 else mask
 
 
 def sync(device: torch.device) -> None:
@@ -164,8 +171,9 @@ def fwd_bwd(module: torch.nn.Module, call: Callable[[torch.Tensor], torch.Tensor
 def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
     grid, dim, heads = STAGES[stage]
     shift = window // 2 if grid[0] > window else 0
-    mask = stage_mask(grid, args.mask_ratio, args.seed)
-    keep = int(mask.sum())
+    per_sample = args.masks == "sample"
+    mask = stage_mask(grid, args.mask_ratio, args.seed, args.batch if per_sample else None)
+    keep = int(mask.sum()) // (args.batch if per_sample else 1)
     torch.manual_seed(args.seed)
     attn = GroupedWindowAttention(dim, heads, window).to(device)
 
@@ -177,8 +185,8 @@ def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
     mask_token = torch.zeros(dim, device=device)
     x_vis = torch.randn(args.batch, keep, dim, device=device, requires_grad=True)
     x_full = torch.randn(args.batch, grid[0], grid[1], dim, device=device)
-    flat_mask = torch.from_numpy(mask.reshape(-1)).to(device)
-    x_full.view(args.batch, -1, dim)[:, ~flat_mask] = mask_token  # SimMIM: mask token
+    flat_mask = torch.from_numpy(np.broadcast_to(mask, (args.batch, *grid)).copy()).to(device)
+    x_full[~flat_mask] = mask_token  # SimMIM: masked tokens replaced by the mask token
     x_full.requires_grad_(True)
 
     def grouped(impl: str):
@@ -217,6 +225,7 @@ def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
         "shift": shift,
         "batch": args.batch,
         "visible": keep,
+        "masks": args.masks,
         "mode": layout.mode,
         "num_groups": layout.num_groups,
         "group_size": layout.group_size,
@@ -284,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--mask-ratio", type=float, default=0.75)
+    parser.add_argument(
+        "--masks",
+        choices=["batch", "sample"],
+        default="batch",
+        help="one mask for the batch (GreenMIM) or one per sample (windows packed jointly)",
+    )
     parser.add_argument("--windows", type=int, nargs="+", default=[7, 14])
     parser.add_argument("--stages", nargs="+", default=["stage1", "stage2"], choices=STAGES)
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds (median)")

@@ -58,7 +58,7 @@ def relative_position_bias(table: torch.Tensor, layout: WindowLayout) -> torch.T
         ``[G, H, g, g]`` bias (entries of masked pairs are ``table[0]``, to be masked).
     """
     num_groups, size = layout.num_groups, layout.group_size
-    bias = table[layout.rel_index.view(-1)]  # [G * g * g, H]
+    bias = table.index_select(0, layout.rel_index.view(-1))  # [G * g * g, H]
     return bias.view(num_groups, size, size, -1).permute(0, 3, 1, 2)  # [G, H, g, g]
 
 

@@ -206,11 +206,12 @@ def relative_position_index(coords: Any, window: Any, attn_mask: Any = None) -> 
         is the same for every pair of a window, partial and shifted windows included).
     """
     wh, ww = as_int_tuple("window", window, 2)
-    dh = coords[..., :, None, 0] - coords[..., None, :, 0]  # [..., g, g]
-    dw = coords[..., :, None, 1] - coords[..., None, :, 1]  # [..., g, g]
-    index = (dh + (wh - 1)) * (2 * ww - 1) + (dw + (ww - 1))
+    # the index is linear in the coordinates: pack (h, w) once per slot, subtract per pair
+    packed = coords[..., 0] * (2 * ww - 1) + coords[..., 1]  # [..., g]
+    index = packed[..., :, None] - packed[..., None, :]  # [..., g, g]
+    index += (wh - 1) * (2 * ww - 1) + (ww - 1)
     if attn_mask is not None:
-        index = index * attn_mask
+        index *= attn_mask
     return index
 
 
@@ -352,7 +353,8 @@ def window_layout(
 
     arrays = _slot_arrays(plan, token_window, coords, by_window=mode == "grouped")
     attn_mask = build_attention_mask(arrays["window_ids"])
-    rel_index = relative_position_index(arrays["coords"], win, attn_mask)
+    # int32 arithmetic (coordinates are small), int64 for torch's index_select
+    rel_index = relative_position_index(arrays["coords"].astype(np.int32), win, attn_mask)
     padding = arrays["index"] < 0
     kernel_mask = attn_mask | (padding[:, :, None] & np.eye(plan.group_size, dtype=bool))
     num_tokens = token_window.shape[0]
