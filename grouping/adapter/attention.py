@@ -134,6 +134,7 @@ class GroupedWindowAttention(nn.Module):
 
     Example:
         >>> import numpy as np, torch
+        >>> from grouping.adapter import window_layout
         >>> mask = np.ones((8, 8), dtype=bool)
         >>> mask[:4, :4] = False                      # 48 visible tokens
         >>> layout = window_layout(mask, 4, shift=2, channels=16)
