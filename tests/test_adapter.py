@@ -389,3 +389,13 @@ def test_auto_attention_path_per_device():
 def test_errors_are_value_errors():
     with pytest.raises(ValueError):
         _layout(window=9)
+
+
+def test_grouped_attention_without_bias_paths_agree():
+    layout = window_layout(random_mask((8, 8), 20, seed=11), 4, shift=2, group_size=12)
+    q, k, v = (torch.randn(2, layout.num_groups, 2, 12, 4, dtype=torch.float64) for _ in range(3))
+    sdpa = grouped_attention(q, k, v, layout, impl="sdpa")
+    explicit = grouped_attention(q, k, v, layout, impl="explicit")
+    torch.testing.assert_close(sdpa, explicit, atol=TOL, rtol=0)
+    with pytest.raises(GroupingValueError, match="^impl: expected"):
+        grouped_attention(q, k, v, layout, impl="flash")
