@@ -276,3 +276,37 @@ def test_same_input_same_plan():
     counts = np.random.default_rng(0).integers(0, 50, size=500)
     a, b = gp.solve(counts, 49), gp.solve(counts.copy(), 49)
     assert np.array_equal(a.windows, b.windows) and np.array_equal(a.offsets, b.offsets)
+
+
+# --- the cutting-stock LP packing ------------------------------------------------------------
+
+cutting = sys.modules["grouping.core.cutting"]
+
+
+@given(solve_problems(min_windows=1, max_windows=60, max_group_size=64, allow_empty=False))
+def test_rounded_lp_packing_is_a_partial_packing(problem):
+    sizes, g = problem.counts, problem.group_size
+    bins, num = cutting.rounded_lp_packing(sizes, g)
+    placed = bins >= 0
+    assert bins.shape == sizes.shape
+    if placed.any():
+        assert bins[placed].max() < num
+        fills = np.bincount(bins[placed], weights=sizes[placed], minlength=num)
+        assert np.all(fills <= g) and np.all(fills > 0)
+
+
+def test_rounded_lp_packing_meets_the_bound_on_a_cutting_stock_input():
+    # 3 sizes with large multiplicities: 2x20 + 1x9 = 49 and 7x7 = 49 fill groups exactly
+    sizes = np.array([20] * 40 + [9] * 20 + [7] * 70, dtype=np.int64)
+    bins, num = cutting.rounded_lp_packing(sizes, 49)
+    assert np.all(bins >= 0)
+    assert num == 30 == packing.lower_bound(sizes, 49)
+
+
+def test_auto_is_optimal_on_a_realistic_large_mask():
+    units = gp.batch_mask((32, 32), 0.75, rng=7)  # 1024 px, 32 px mask units
+    counts = gp.window_counts(gp.upsample_mask(units, 8), 7, shift=3)
+    plan = gp.solve(counts)
+    gp.check_plan(plan, counts)
+    assert plan.optimal
+    assert plan.num_groups <= gp.solve(counts, strategy="ffd").num_groups

@@ -5,9 +5,10 @@ Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
 * ``"greenmim"``: the published repeated-knapsack algorithm (``knapsack.py``), the same groups
   in the same order, window for window.
 * ``"ffd"`` / ``"bfd"``: first-fit / best-fit decreasing (``packing.py``).
-* ``"exact"``: lower bounds (L2, then dual feasible functions), the best of FFD, BFD and the
-  repeated knapsack over windows in decreasing order, an exact re-packing of the tail of that
-  packing, then a complete branch and bound that raises the lower bound or finds a packing
+* ``"exact"``: lower bounds (L2, then dual feasible functions), the best of FFD, BFD, the
+  repeated knapsack over windows in decreasing order and the rounded cutting-stock LP
+  (``cutting.py``), an exact re-packing of the tail of that packing, then a complete branch and
+  bound that raises the lower bound or finds a packing
   meeting it, until they meet or a node budget (default 2,000,000 nodes) runs out (then
   ``optimal=False``).
 * ``"auto"`` (default): the same with a small budget (default 20,000 nodes), so it costs
@@ -30,6 +31,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
+from .cutting import rounded_lp_packing
 from .errors import check_int, invalid
 from .knapsack import decreasing_knapsack, greenmim_groups
 from .packing import (
@@ -145,6 +147,24 @@ def _repair(
     return bins.astype(np.int64), num_bins, used
 
 
+def _lp_packing(
+    sizes: NDArray[np.int64], capacity: int, effort: float
+) -> tuple[NDArray[np.int64], int]:
+    """The rounded cutting-stock LP, its leftovers packed by the better of FFD and knapsack."""
+    bins, num = rounded_lp_packing(sizes, capacity, effort=effort)
+    left = bins < 0
+    if left.any():
+        rest = np.ascontiguousarray(sizes[left])
+        rest_bins, rest_num = first_fit_decreasing(rest, capacity)
+        kd_bins, kd_num = decreasing_knapsack(rest, capacity)
+        if kd_num < rest_num:
+            rest_bins, rest_num = kd_bins, kd_num
+        bins = bins.copy()
+        bins[left] = rest_bins + num
+        num += rest_num
+    return bins, num
+
+
 def _pack(
     sizes: NDArray[np.int64], capacity: int, strategy: str, node_limit: int | None
 ) -> _Packing:
@@ -174,6 +194,10 @@ def _pack(
             bins, num = bins_h, num_h
     if num > bound:
         bound = max(bound, dff_bound(sizes, capacity))
+    if num > bound:
+        bins_lp, num_lp = _lp_packing(sizes, capacity, 30.0)
+        if num_lp < num:
+            bins, num = bins_lp, num_lp
     if num > bound:
         bins, num, used = _repair(sizes, capacity, bins, num, bound, budget // 2)
         budget -= used
