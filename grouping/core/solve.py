@@ -445,3 +445,9 @@ def warmup() -> None:
         solve(counts, 8, strategy=strategy)
     solve(counts, "sweep", channels=8)
     solve(np.array([70, 60, 5], dtype=np.int64), 130, strategy="greenmim")  # multi-word
+    # kernels that only run when the heuristics miss the bound
+    sizes = np.array([2, 2, 2, 2, 2, 2, 2], dtype=np.int64)
+    dff_bound(sizes, 5)
+    decreasing_knapsack(sizes, 5)
+    rounded_lp_packing(sizes, 5)
+    search(sizes, 5, 3, 100)
