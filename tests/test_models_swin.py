@@ -512,3 +512,59 @@ def test_step_for_another_batch_is_rejected() -> None:
     step = model.encoder.prepare(sample_masks(3, (4, 4), 0.5, rng=0))
     with pytest.raises(ValueError, match="batch"):
         model(torch.randn(2, 3, 64, 64), step)
+
+
+# -- the pretrain subcommand ---------------------------------------------------------------------
+
+_SMALL = ["--img-size", "64", "--window-size", "4", "--batch-size", "2", "--no-progress"]
+
+
+def test_pretrain_command_saves_timm_encoder_weights(tmp_path, capsys) -> None:
+    from grouping.cli import main
+
+    save, summary = tmp_path / "enc.pth", tmp_path / "run.json"
+    argv = ["pretrain", "--steps", "3", *_SMALL, "--save", str(save), "--json", str(summary)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "img/s" in out and "grouping" in out and "loss" in out
+    import json
+
+    result = json.loads(summary.read_text())
+    assert result["steps"] == 3 and len(result["losses"]) == 3
+    assert result["images_per_s"] > 0 and 0 <= result["grouping_fraction"] < 1
+    config = preset_config("greenmim_swin_tiny", img_size=64, window_size=4)
+    ref = _reference(config)
+    ref.load_state_dict(torch.load(save, weights_only=True), strict=True)
+
+
+def test_pretrain_command_reads_a_folder(tmp_path) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    from grouping.cli import main
+
+    (tmp_path / "sub").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = (rng.random((40 + 10 * i, 70, 3)) * 255).astype(np.uint8)
+        pil.fromarray(pixels).save(tmp_path / "sub" / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    argv = ["pretrain", "--steps", "2", *_SMALL, "--data", str(tmp_path), "--per-sample"]
+    assert main(argv) == 0
+    assert main(["pretrain", "--steps", "1", *_SMALL, "--dense"]) == 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data", "/nonexistent/folder"], "data"),
+        (["--steps", "0"], "--steps"),
+        (["--mask-ratio", "1.0"], "mask_ratio"),
+        (["--img-size", "72"], "img_size"),
+        (["--model", "swin_huge"], "model"),
+    ],
+)
+def test_pretrain_command_bad_arguments(extra, message, capsys) -> None:
+    from grouping.cli import main
+
+    assert main(["pretrain", *_SMALL, "--steps", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1

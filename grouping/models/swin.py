@@ -323,7 +323,8 @@ def dense_window_attention(
 
     Cyclic shift, window partition, attention with the relative position bias (and ``-inf``
     across the regions of a shifted window), reverse partition and shift: what timm's
-    ``SwinTransformerBlock._attn`` computes, with masked pairs at weight exactly 0.
+    ``SwinTransformerBlock._attn`` computes, with masked pairs at weight exactly 0. The
+    attention runs on the same path as ``attn``'s grouped attention (``attn.attn_impl``).
 
     Args:
         x: ``[B, H, W, C]``.
@@ -350,9 +351,10 @@ def dense_window_attention(
     bias = bias.permute(2, 0, 1).to(q.dtype)  # h, N, N
     if region_mask is not None:
         bias = bias.masked_fill(~region_mask[:, None], float("-inf"))  # nW, h, N, N
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias, scale=attn.scale
-    )  # B, nW, h, N, d
+    if attn.attn_impl == "sdpa":
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=attn.scale)
+    else:  # the same path as the grouped attention's (the faster one on CPU)
+        out = ((q * attn.scale) @ k.transpose(-2, -1) + bias).softmax(-1) @ v  # B, nW, h, N, d
     out = attn.proj(out.transpose(2, 3).reshape(b, nh * nw, n, c))  # B, nW, N, C
     out = out.reshape(b, nh, nw, wh, wwin, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hh, ww, c)
     if sh or sw:
