@@ -218,7 +218,7 @@ def _round_down(item_sizes, sizes, patterns, xb, capacity):  # pragma: no cover 
 
 
 def rounded_lp_packing(
-    sizes: np.ndarray, capacity: int, *, effort: float = 1.0
+    sizes: np.ndarray, capacity: int, *, effort: float = 1.0, max_cells: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Bins from the rounded-down cutting-stock LP; leftover items get bin -1.
 
@@ -227,6 +227,8 @@ def rounded_lp_packing(
         capacity: the group size.
         effort: simplex iterations allowed per distinct size (at least 50 in all); a stopped
             simplex still gives a feasible, merely less good, LP point.
+        max_cells: optional cap on the knapsack DP cells over all iterations (each pricing
+            costs about ``chunks * capacity`` cells), which bounds the time.
 
     Returns:
         ``(bins, num_bins)``: int64 ``[n]`` (``-1`` for items left to other packers) and the
@@ -239,6 +241,10 @@ def rounded_lp_packing(
     distinct = np.ascontiguousarray(distinct[::-1], dtype=np.int64)  # large sizes first
     demand = np.ascontiguousarray(demand[::-1], dtype=np.int64)
     max_iter = int(effort * distinct.shape[0]) + 50
+    if max_cells is not None:
+        bounds = np.minimum(demand, int(capacity) // distinct)
+        chunks = int(np.sum(np.floor(np.log2(bounds)) + 1))
+        max_iter = min(max_iter, max(1, max_cells // max(1, chunks * int(capacity))))
     patterns, xb = _column_generation(distinct, demand, int(capacity), max_iter)
     bins, num = _round_down(sizes, distinct, patterns, xb, int(capacity))
     return bins, int(num)

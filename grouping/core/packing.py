@@ -155,37 +155,41 @@ def _lower_bound(sizes, capacity):  # pragma: no cover - jitted
 
 @njit(cache=True, nogil=True)
 def _dff_bound(sizes, capacity):  # pragma: no cover - jitted
-    """Lower bound from Fekete and Schepers' dual feasible functions (O(g^3), histogram).
+    """Lower bound from Fekete and Schepers' dual feasible functions, O(g m) on the histogram.
 
-    For every threshold ``K`` in ``[0, g/2]`` sizes above ``g - K`` become ``g`` and sizes
-    below ``K`` become 0 (Martello-Toth's reduction), then for every ``k`` in ``[1, g]`` the
-    function ``u_k(x) = x`` if ``(k+1) x / g`` is an integer, else ``floor((k+1) x / g) g / k``
-    is applied; ``ceil(sum u_k(x) / g)`` bounds the number of bins. Kept integral by scaling
-    with ``k``.
+    For every ``k`` in ``[1, g]`` the function ``u_k(x) = x`` if ``(k+1) x / g`` is an integer,
+    else ``floor((k+1) x / g) g / k`` maps item sizes to sizes that still fit ``g`` together;
+    ``ceil(sum u_k(x) / g)`` bounds the number of bins. Kept integral by scaling with ``k``.
+    (Composing with Martello-Toth's size reduction never raised the bound on GreenMIM-realistic
+    masks in our measurements, and costs a factor ``g``, so it is left out.)
     """
     hist = np.zeros(capacity + 1, dtype=np.int64)
     for i in range(sizes.shape[0]):
         hist[sizes[i]] += 1
+    distinct = 0
+    for s in range(1, capacity + 1):
+        if hist[s] > 0:
+            distinct += 1
+    values = np.empty(distinct, dtype=np.int64)
+    counts = np.empty(distinct, dtype=np.int64)
+    j = 0
+    for s in range(1, capacity + 1):
+        if hist[s] > 0:
+            values[j] = s
+            counts[j] = hist[s]
+            j += 1
     best = 0
-    for cut in range(0, capacity // 2 + 1):
-        for k in range(1, capacity + 1):
-            num = 0
-            for s in range(1, capacity + 1):
-                h = hist[s]
-                if h == 0:
-                    continue
-                x = s
-                if x > capacity - cut:
-                    x = capacity
-                elif x < cut:
-                    x = 0
-                if ((k + 1) * x) % capacity == 0:
-                    num += h * x * k
-                else:
-                    num += h * (((k + 1) * x) // capacity) * capacity
-            value = (num + k * capacity - 1) // (k * capacity)
-            if value > best:
-                best = value
+    for k in range(1, capacity + 1):
+        num = 0
+        for j in range(distinct):
+            x = values[j]
+            if ((k + 1) * x) % capacity == 0:
+                num += counts[j] * x * k
+            else:
+                num += counts[j] * (((k + 1) * x) // capacity) * capacity
+        value = (num + k * capacity - 1) // (k * capacity)
+        if value > best:
+            best = value
     return best
 
 
@@ -319,7 +323,7 @@ def lower_bound(sizes: np.ndarray, capacity: int) -> int:
 
 
 def dff_bound(sizes: np.ndarray, capacity: int) -> int:
-    """The dual-feasible-function lower bound (stronger than L2 on some inputs, O(g^3))."""
+    """The dual-feasible-function lower bound (stronger than L2 on some inputs, O(g m))."""
     sizes = np.ascontiguousarray(sizes, dtype=np.int64)
     if sizes.shape[0] == 0:
         return 0

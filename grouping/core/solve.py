@@ -50,6 +50,7 @@ Strategy = Literal["auto", "greenmim", "ffd", "bfd", "exact"]
 
 AUTO_NODE_LIMIT = 20_000
 EXACT_NODE_LIMIT = 2_000_000
+AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
 
 
 @njit(cache=True, nogil=True)
@@ -148,10 +149,10 @@ def _repair(
 
 
 def _lp_packing(
-    sizes: NDArray[np.int64], capacity: int, effort: float
+    sizes: NDArray[np.int64], capacity: int, effort: float, max_cells: int | None
 ) -> tuple[NDArray[np.int64], int]:
     """The rounded cutting-stock LP, its leftovers packed by the better of FFD and knapsack."""
-    bins, num = rounded_lp_packing(sizes, capacity, effort=effort)
+    bins, num = rounded_lp_packing(sizes, capacity, effort=effort, max_cells=max_cells)
     left = bins < 0
     if left.any():
         rest = np.ascontiguousarray(sizes[left])
@@ -182,7 +183,8 @@ def _pack(
     bins, num = first_fit_decreasing(sizes, capacity)
     if strategy == "ffd":
         return _Packing(*_group_by_bin(bins, num), bound)
-    # auto / exact: the best heuristic, a repair of its tail, then a proof by branch and bound
+    # auto / exact: the other heuristics, a stronger bound, the rounded LP, a repair of the
+    # tail, then a proof by branch and bound; each step only runs while the bound is unmet
     budget = node_limit
     if budget is None:
         budget = AUTO_NODE_LIMIT if strategy == "auto" else EXACT_NODE_LIMIT
@@ -195,7 +197,8 @@ def _pack(
     if num > bound:
         bound = max(bound, dff_bound(sizes, capacity))
     if num > bound:
-        bins_lp, num_lp = _lp_packing(sizes, capacity, 30.0)
+        cells = AUTO_LP_CELLS if strategy == "auto" else None
+        bins_lp, num_lp = _lp_packing(sizes, capacity, 30.0, cells)
         if num_lp < num:
             bins, num = bins_lp, num_lp
     if num > bound:
