@@ -113,10 +113,14 @@ def test_state_dict_has_timm_names_and_shapes() -> None:
     assert ours["layers.3.blocks.1.attn.relative_position_bias_table"] == (49, 4)
 
 
+@pytest.mark.parametrize("impl", ["explicit", "sdpa"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_unmasked_encoder_equals_dense_reference(name: str) -> None:
+def test_unmasked_encoder_equals_dense_reference(name: str, impl: str) -> None:
     config = CONFIGS[name]
     enc, ref = _pair(config)
+    for block in enc.modules():
+        if isinstance(block, swin.SwinBlock):
+            block.attn.attn_impl = impl  # both the grouped and the dense path follow it
     x = _images(config)
     expected = ref(x)  # B, Hf, Wf, C
     flat = expected.reshape(x.shape[0], -1, expected.shape[-1])
@@ -161,15 +165,20 @@ def test_masked_encoder_equals_visible_reference(name: str, per_sample: bool) ->
         dict(group_size="sweep"),
         dict(group_size=40, strategy="ffd"),
         dict(strategy="greenmim"),
+        dict(layout_mode="mask"),
+        dict(layout_mode="grouped"),
     ],
-    ids=["sweep", "fixed_ffd", "greenmim"],
+    ids=["sweep", "fixed_ffd", "greenmim", "mask_mode", "grouped_mode"],
 )
 def test_masked_encoder_with_other_plans(options: dict) -> None:
     config = CONFIGS["square"].replace(**options)
     enc, ref = _pair(config)
     x = _images(config)
     mask = _masks(config, True, seed=3, ratio=0.75)
-    out = enc(x, mask)
+    step = enc.prepare(mask, batch=2)
+    if "layout_mode" in options:
+        assert {lay.mode for pair in step.layouts for lay in pair} == {options["layout_mode"]}
+    out = enc(x, step)
     expected = naive_visible_forward(ref, x, upsample_mask(mask, config.unit_tokens))
     for b, (feats, _) in enumerate(expected):
         torch.testing.assert_close(out[b], feats, rtol=0, atol=1e-10)
@@ -469,6 +478,7 @@ def test_preset_geometry() -> None:
         (dict(num_heads=(3, 2, 4)), "num_heads"),
         (dict(decoder_dim=30), "decoder_dim"),
         (dict(patch_size=0), "patch_size"),
+        (dict(layout_mode="dense"), "layout_mode"),
     ],
 )
 def test_bad_config(changes: dict, match: str) -> None:

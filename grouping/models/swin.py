@@ -94,6 +94,8 @@ class SwinConfig:
         group_size: group capacity for :func:`grouping.solve` (None: the largest window count,
             GreenMIM's choice; an int; ``"sweep"``: the cheapest).
         strategy: solver strategy for :func:`grouping.solve`.
+        layout_mode: ``"auto"`` (the adapter picks grouped windows or one masked group per
+            sample by the cost model, stage by stage), ``"grouped"`` or ``"mask"``.
     """
 
     img_size: int | tuple[int, int] = 224
@@ -114,6 +116,7 @@ class SwinConfig:
     norm_pix_loss: bool = True
     group_size: int | str | None = None
     strategy: str = "auto"
+    layout_mode: str = "auto"
     _stages: tuple[tuple[Any, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +178,8 @@ class SwinConfig:
                     )
             out.append((g, dim, heads[i], win, shift))
         object.__setattr__(self, "_stages", tuple(out))
+        if self.layout_mode not in ("auto", "grouped", "mask"):
+            raise invalid("layout_mode", "one of 'auto', 'grouped', 'mask'", self.layout_mode)
         if self.decoder_dim % self.decoder_heads or self.decoder_dim % 4:
             raise invalid(
                 "decoder_dim",
@@ -767,7 +772,11 @@ class SwinEncoder(nn.Module):
             m = np.ascontiguousarray(stage_mask[0] if shared else stage_mask)
             token_masks.append(m)
             kwargs = dict(
-                group_size=cfg.group_size, strategy=cfg.strategy, channels=dim, device=device
+                group_size=cfg.group_size,
+                strategy=cfg.strategy,
+                channels=dim,
+                device=device,
+                mode=cfg.layout_mode,
             )
             plain = window_layout(m, window, shift=0, **kwargs)
             shifted = window_layout(m, window, shift=shift, **kwargs) if any(shift) else plain
