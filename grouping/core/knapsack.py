@@ -34,7 +34,6 @@ from numba import njit
 __all__: list[str] = []
 
 _ONE = np.uint64(1)
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @njit(cache=True, nogil=True)
@@ -50,6 +49,19 @@ def _shift_or(src, dst, shift, nwords, top_mask):  # pragma: no cover - jitted
                 word |= src[j - q - 1] >> (np.uint64(64) - r)
         dst[j] = src[j] | word
     dst[nwords - 1] &= top_mask
+
+
+@njit(cache=True, nogil=True)
+def _highest_bit(bits, nwords):  # pragma: no cover - jitted
+    """Index of the highest set bit of a multi-word bitset (the best reachable sum)."""
+    for j in range(nwords - 1, -1, -1):
+        word = bits[j]
+        if word != 0:
+            b = 63
+            while (word >> np.uint64(b)) & _ONE == 0:
+                b -= 1
+            return j * 64 + b
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -82,18 +94,8 @@ def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
             if (reach[i + 1, top_word] >> top_bit) & _ONE:
                 end = i + 1
                 break
-        # best reachable sum <= capacity
-        best = 0
-        for j in range(nwords - 1, -1, -1):
-            word = reach[end, j]
-            if word != 0:
-                b = 63
-                while (word >> np.uint64(b)) & _ONE == 0:
-                    b -= 1
-                best = j * 64 + b
-                break
-        # read back from the last window, skipping when the sum is reachable without it
-        res = best
+        # read back from the last window, skipping when the best sum is reachable without it
+        res = _highest_bit(reach[end], nwords)
         i = end
         while i > 0 and res > 0:
             in_prev = (reach[i - 1, res // 64] >> np.uint64(res % 64)) & _ONE
@@ -183,16 +185,7 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
                     break
             if full:
                 break
-        best = 0
-        for j in range(nwords - 1, -1, -1):
-            word = reach[row, j]
-            if word != 0:
-                b = 63
-                while (word >> np.uint64(b)) & _ONE == 0:
-                    b -= 1
-                best = j * 64 + b
-                break
-        res = best
+        res = _highest_bit(reach[row], nwords)
         i = row
         while i > 0 and res > 0:
             in_prev = (reach[i - 1, res // 64] >> np.uint64(res % 64)) & _ONE
