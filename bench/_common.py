@@ -1,0 +1,189 @@
+"""Shared helpers of the benchmark scripts: machine info, median timing, presets, tables, JSON.
+
+The scripts in ``bench/`` are plain commands (``python bench/solver.py``); they import this
+module as ``_common`` (Python puts the script's folder first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import grouping as gp
+from grouping.presets import PRESETS, Preset
+
+__all__ = [
+    "REPO",
+    "format_table",
+    "machine_info",
+    "median_time",
+    "swin_preset",
+    "write_json",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+"""The repository root (default outputs go to ``docs/results`` and ``docs/figures``)."""
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and the versions a result was measured with (goes into every JSON file)."""
+    import numba
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "load_average_at_start": load,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "grouping": gp.__version__,
+        "git_commit": _git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def median_time(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` calls.
+
+    Setup belongs outside ``fn`` (build the inputs first, time only the call).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def swin_preset(image_size: int, window_size: int) -> Preset:
+    """Swin-B (patch 4, C = 128 at stage 1, 32 px mask units) at any image and window size.
+
+    The named preset where one exists (``swin-b-224-w7`` ...), else an unnamed one with the same
+    widths. Windows are clipped to the stage grid and shifts dropped where the grid fits in one
+    window, as Swin does (:meth:`grouping.presets.Preset.window` / ``shift``).
+    """
+    name = f"swin-b-{image_size}-w{window_size}"
+    if name in PRESETS:
+        return PRESETS[name]
+    return Preset(
+        name=name,
+        image_size=image_size,
+        window_size=window_size,
+        embed_dim=128,
+        depths=(2, 2, 18, 2),
+        num_heads=(4, 8, 16, 32),
+        description=f"Swin-B, {image_size} px, window {window_size}, 32 px mask units",
+    )
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table with right-aligned columns (the first column left-aligned)."""
+    if any(len(row) != len(headers) for row in rows):
+        raise ValueError(f"every row needs {len(headers)} cells, one per header")
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        parts = [
+            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _clean(value: Any) -> Any:
+    """Replace float nan/inf by None (JSON has no nan); keep 6 significant digits."""
+    if isinstance(value, (float, np.floating)):
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    return value
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON (numpy scalars and arrays converted, nan as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(_clean(data), f, indent=1, default=_json_default)
+        f.write("\n")
+    return path
