@@ -286,7 +286,7 @@ cutting = sys.modules["grouping.core.cutting"]
 @given(solve_problems(min_windows=1, max_windows=60, max_group_size=64, allow_empty=False))
 def test_rounded_lp_packing_is_a_partial_packing(problem):
     sizes, g = problem.counts, problem.group_size
-    bins, num = cutting.rounded_lp_packing(sizes, g)
+    bins, num, _ = cutting.rounded_lp_packing(sizes, g)
     placed = bins >= 0
     assert bins.shape == sizes.shape
     if placed.any():
@@ -295,12 +295,19 @@ def test_rounded_lp_packing_is_a_partial_packing(problem):
         assert np.all(fills <= g) and np.all(fills > 0)
 
 
+@given(solve_problems(min_windows=1, max_windows=9, max_group_size=30, allow_empty=False))
+def test_farley_lp_bound_is_a_true_bound(problem):
+    sizes, g = problem.counts, problem.group_size
+    _, _, bound = cutting.rounded_lp_packing(sizes, g, effort=30.0)
+    assert 0 < bound <= min_groups_reference(sizes.tolist(), g)
+
+
 def test_rounded_lp_packing_meets_the_bound_on_a_cutting_stock_input():
     # 3 sizes with large multiplicities: 2x20 + 1x9 = 49 and 7x7 = 49 fill groups exactly
     sizes = np.array([20] * 40 + [9] * 20 + [7] * 70, dtype=np.int64)
-    bins, num = cutting.rounded_lp_packing(sizes, 49)
+    bins, num, bound = cutting.rounded_lp_packing(sizes, 49)
     assert np.all(bins >= 0)
-    assert num == 30 == packing.lower_bound(sizes, 49)
+    assert num == 30 == packing.lower_bound(sizes, 49) == bound
 
 
 def test_auto_is_optimal_on_a_realistic_large_mask():

@@ -30,6 +30,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -85,9 +87,12 @@ def _price(sizes, bounds, duals, capacity):  # pragma: no cover - jitted
 def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover - jitted
     """Revised simplex on the cutting-stock LP with knapsack pricing.
 
-    ``sizes`` (distinct, int64 [m]) and ``demand`` (int64 [m]). Returns ``(patterns, x)``:
-    the basic columns (int64 [m, m], one pattern per row; all-zero rows are surplus columns)
-    and their values (float64 [m]).
+    ``sizes`` (distinct, int64 [m]) and ``demand`` (int64 [m]). Returns
+    ``(patterns, x, farley)``: the basic columns (int64 [m, m], one pattern per row; all-zero
+    rows are surplus columns), their values (float64 [m]) and the best Farley bound seen,
+    ``max over iterations of sum_i d_i y_i / z(y)`` with ``y`` the duals clipped at 0 and
+    ``z(y)`` the best pattern value: every group holds at most ``z(y)`` of the total value
+    ``sum_i d_i y_i``, so at least that many groups are needed, whatever ``y``.
     """
     m = sizes.shape[0]
     patterns = np.zeros((m, m), dtype=np.int64)
@@ -102,6 +107,7 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
         binv[i, i] = 1.0 / bounds[i]
         xb[i] = demand[i] / bounds[i]
     column = np.zeros(m, dtype=np.float64)
+    farley = 0.0
     for _ in range(max_iter):
         duals = np.zeros(m, dtype=np.float64)
         for r in range(m):
@@ -123,6 +129,13 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
             pattern = np.zeros(m, dtype=np.int64)
         else:
             value, pattern = _price(sizes, bounds, duals, capacity)
+            if value > 0.0:
+                total = 0.0
+                for i in range(m):
+                    if duals[i] > _EPS:
+                        total += demand[i] * duals[i]
+                if total / value > farley:
+                    farley = total / value
             if value <= 1.0 + 1e-9:
                 break
             for j in range(m):
@@ -166,7 +179,7 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
                 surplus[i] = -1
         if enter_surplus >= 0:
             surplus[enter_surplus] = leave
-    return patterns, xb
+    return patterns, xb, farley
 
 
 @njit(cache=True, nogil=True)
@@ -219,8 +232,8 @@ def _round_down(item_sizes, sizes, patterns, xb, capacity):  # pragma: no cover 
 
 def rounded_lp_packing(
     sizes: np.ndarray, capacity: int, *, effort: float = 1.0, max_cells: int | None = None
-) -> tuple[np.ndarray, int]:
-    """Bins from the rounded-down cutting-stock LP; leftover items get bin -1.
+) -> tuple[np.ndarray, int, int]:
+    """Bins from the rounded-down cutting-stock LP; leftover items get bin -1; an LP bound.
 
     Args:
         sizes: int64 ``[n]`` item sizes in ``[1, capacity]``.
@@ -231,12 +244,14 @@ def rounded_lp_packing(
             costs about ``chunks * capacity`` cells), which bounds the time.
 
     Returns:
-        ``(bins, num_bins)``: int64 ``[n]`` (``-1`` for items left to other packers) and the
-        number of bins used.
+        ``(bins, num_bins, bound)``: int64 ``[n]`` (``-1`` for items left to other packers),
+        the number of bins used, and a proven lower bound on the number of bins (the Farley
+        bound, rounded up after a ``1e-6`` safety margin against floating-point error; 0 if
+        the simplex priced no pattern).
     """
     sizes = np.ascontiguousarray(sizes, dtype=np.int64)
     if sizes.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), 0
+        return np.zeros(0, dtype=np.int64), 0, 0
     distinct, demand = np.unique(sizes, return_counts=True)
     distinct = np.ascontiguousarray(distinct[::-1], dtype=np.int64)  # large sizes first
     demand = np.ascontiguousarray(demand[::-1], dtype=np.int64)
@@ -245,6 +260,7 @@ def rounded_lp_packing(
         bounds = np.minimum(demand, int(capacity) // distinct)
         chunks = int(np.sum(np.floor(np.log2(bounds)) + 1))
         max_iter = min(max_iter, max(1, max_cells // max(1, chunks * int(capacity))))
-    patterns, xb = _column_generation(distinct, demand, int(capacity), max_iter)
+    patterns, xb, farley = _column_generation(distinct, demand, int(capacity), max_iter)
     bins, num = _round_down(sizes, distinct, patterns, xb, int(capacity))
-    return bins, int(num)
+    bound = max(0, math.ceil(farley - 1e-6))
+    return bins, int(num), int(bound)

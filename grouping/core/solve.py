@@ -150,9 +150,12 @@ def _repair(
 
 def _lp_packing(
     sizes: NDArray[np.int64], capacity: int, effort: float, max_cells: int | None
-) -> tuple[NDArray[np.int64], int]:
-    """The rounded cutting-stock LP, its leftovers packed by the better of FFD and knapsack."""
-    bins, num = rounded_lp_packing(sizes, capacity, effort=effort, max_cells=max_cells)
+) -> tuple[NDArray[np.int64], int, int]:
+    """The rounded cutting-stock LP, its leftovers packed by the better of FFD and knapsack.
+
+    Returns ``(bins, num_bins, lp_bound)``.
+    """
+    bins, num, lp_bound = rounded_lp_packing(sizes, capacity, effort=effort, max_cells=max_cells)
     left = bins < 0
     if left.any():
         rest = np.ascontiguousarray(sizes[left])
@@ -163,7 +166,7 @@ def _lp_packing(
         bins = bins.copy()
         bins[left] = rest_bins + num
         num += rest_num
-    return bins, num
+    return bins, num, lp_bound
 
 
 def _pack(
@@ -198,7 +201,8 @@ def _pack(
         bound = max(bound, dff_bound(sizes, capacity))
     if num > bound:
         cells = AUTO_LP_CELLS if strategy == "auto" else None
-        bins_lp, num_lp = _lp_packing(sizes, capacity, 30.0, cells)
+        bins_lp, num_lp, lp_bound = _lp_packing(sizes, capacity, 30.0, cells)
+        bound = max(bound, lp_bound)
         if num_lp < num:
             bins, num = bins_lp, num_lp
     if num > bound:
