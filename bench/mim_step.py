@@ -191,7 +191,10 @@ def _spawn(args: argparse.Namespace, which: str) -> dict[str, Any]:
         cmd += ["--img-size", str(args.img_size)]
     if args.per_sample:
         cmd += ["--per-sample"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"the {which} worker failed (exit status {out.returncode})")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

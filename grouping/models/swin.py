@@ -727,7 +727,9 @@ class SwinEncoder(nn.Module):
             )
         if visible[0] == 0:
             raise invalid("mask", "at least one visible mask unit", mask)
-        return np.ascontiguousarray(mask)
+        mask = np.array(mask, dtype=np.bool_, order="C")  # a private, read-only copy
+        mask.setflags(write=False)
+        return mask
 
     def prepare(
         self,
