@@ -37,7 +37,7 @@ import numpy as np
 from _common import REPO, format_table, machine_info, median_time, swin_preset, write_json
 
 import grouping as gp
-from grouping.core.knapsack import greenmim_groups
+from grouping.core.packing import greenmim_groups
 from grouping.presets import Preset, preset_counts
 from grouping.testing.reference import greenmim_reference
 

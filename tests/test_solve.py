@@ -21,7 +21,7 @@ from grouping.testing.reference import (
 from grouping.testing.strategies import solve_problems, window_counts_arrays
 
 packing = sys.modules["grouping.core.packing"]
-knapsack = sys.modules["grouping.core.knapsack"]
+knapsack = sys.modules["grouping.core.packing"]
 
 HEURISTICS = ("greenmim", "ffd", "bfd")
 

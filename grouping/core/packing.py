@@ -1,25 +1,46 @@
-"""Bin packing kernels: first/best-fit decreasing, lower bounds and an exact search.
+"""Packing kernels (numba): GreenMIM's knapsack, first/best-fit decreasing, bounds, search.
 
-Windows are items (size = visible count), groups are bins of capacity ``g``. All kernels take
-int64 sizes in ``[1, g]`` and return the bin of every item; the wrappers in ``solve.py`` turn
-that into groups.
+Windows are items (size = visible count), groups are bins of capacity ``g``. Every jitted
+kernel and the helpers it calls live in this one file (numba's on-disk cache does not see
+changes in other files); ``solve.py`` holds the Python wrappers and the strategy logic.
+
+**GreenMIM's repeated knapsack.** The published algorithm (GreenMIM, ``group_windows``) packs
+one group at a time: a 0-1 knapsack with weight = value = visible count and capacity = group
+size over the windows not yet grouped, solved by a table DP ``K[i][w]``; the chosen set is read
+back from the last window to the first, skipping window ``i`` whenever ``K[i-1][w]`` already
+equals the remaining best sum (so among equal sums the earlier windows are kept); the chosen
+windows are removed and the next group is packed. Because weight equals value, ``K[i][w]`` is
+the largest subset sum ``<= w`` of the first ``i`` windows, and the skip test holds exactly when
+the remaining sum is a reachable subset sum of the first ``i-1`` windows. So the table is
+replaced by bitsets ``R_i`` of reachable sums, ``R_i = R_{i-1} | (R_{i-1} << w_i)``: one machine
+word per window for ``g < 64`` (a few otherwise) instead of a table row. Once a full group is
+reachable after window ``k`` every later window would be skipped, so the forward pass stops
+there. The groups are identical, window for window, to the published algorithm's. Zero-count
+windows never enter a group (the published code loops forever on them; dropping them first
+changes nothing else, a zero item is always skipped).
+
+**Bin packing.** First-fit and best-fit decreasing are greedy (at most ``11/9 OPT + 6/9`` bins,
+Dosa 2007). The lower bounds are ``ceil(sum / g)`` (L1), Martello and Toth's L2 and Fekete and
+Schepers' dual feasible functions. The exact search is a depth-first branch and bound over
+items in decreasing size, on the *histogram* of bin residual capacities (bins with equal
+residual are interchangeable, so each residual value is tried once), with three dominance
+rules: an item that exactly fills a residual goes there when no identical item follows;
+consecutive identical items take non-increasing residuals; and a node is cut when the free
+capacity usable by the remaining items is less than their total. It is complete (a finished
+search proves infeasibility) and bounded by a node budget.
 
 Notes:
-    First-fit and best-fit decreasing are greedy: they use at most ``11/9 OPT + 6/9`` bins
-    (Dosa 2007) but are not necessarily minimal. The lower bound is the best of
-    ``ceil(sum / g)`` (L1) and Martello and Toth's L2. The exact search is a depth-first
-    branch and bound over items in decreasing size, on the *histogram* of bin residual
-    capacities (bins with equal residual are interchangeable, so each residual value is tried
-    once), with three dominance rules: an item that exactly fills a residual goes there when
-    no identical item follows; consecutive identical items take non-increasing residuals; and a
-    node is cut when the free capacity usable by the remaining items is less than their total.
-    It is complete (a finished search proves infeasibility) and bounded by a node budget.
+    Only the exact search (when it finishes) and a packing that meets a lower bound prove
+    optimality; the greedy packers, GreenMIM's included, do not minimise the number of groups.
 
 References:
+    Huang, L. et al. "Green Hierarchical Vision Transformer for Masked Image Modeling."
+    NeurIPS 2022.
     Martello, S. and Toth, P. "Lower bounds and reduction procedures for the bin packing
     problem." Discrete Applied Mathematics 28 (1990).
-    Korf, R. "A new algorithm for optimal bin packing." AAAI 2002 (bin-oriented search and the
-    dominance of exact fits).
+    Fekete, S. and Schepers, J. "New classes of fast lower bounds for bin packing problems."
+    Mathematical Programming 91 (2001).
+    Korf, R. "A new algorithm for optimal bin packing." AAAI 2002.
 """
 
 from __future__ import annotations
@@ -28,6 +49,237 @@ import numpy as np
 from numba import njit
 
 __all__: list[str] = []
+
+_ONE = np.uint64(1)
+
+
+@njit(cache=True, nogil=True)
+def _shift_or(src, dst, shift, nwords, top_mask):  # pragma: no cover - jitted
+    """dst = src | (src << shift), truncated to the bits of the capacity."""
+    q = shift // 64
+    r = np.uint64(shift % 64)
+    for j in range(nwords - 1, -1, -1):
+        word = np.uint64(0)
+        if j - q >= 0:
+            word = src[j - q] << r
+            if r != 0 and j - q - 1 >= 0:
+                word |= src[j - q - 1] >> (np.uint64(64) - r)
+        dst[j] = src[j] | word
+    dst[nwords - 1] &= top_mask
+
+
+@njit(cache=True, nogil=True)
+def _highest_bit(bits, nwords):  # pragma: no cover - jitted
+    """Index of the highest set bit of a multi-word bitset (the best reachable sum)."""
+    for j in range(nwords - 1, -1, -1):
+        word = bits[j]
+        if word != 0:
+            b = 63
+            while (word >> np.uint64(b)) & _ONE == 0:
+                b -= 1
+            return j * 64 + b
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
+    """Repeated subset-sum packing of ``weights`` (int64, each in [1, capacity]).
+
+    Returns ``(order, offsets)``: group ``k`` is ``order[offsets[k]:offsets[k+1]]``, item
+    positions in increasing order; groups in packing order.
+    """
+    n = weights.shape[0]
+    nwords = capacity // 64 + 1
+    top_word = capacity // 64
+    top_bit = np.uint64(capacity % 64)
+    top_mask = (_ONE << top_bit) | ((_ONE << top_bit) - _ONE)
+    reach = np.zeros((n + 1, nwords), dtype=np.uint64)
+    alive = np.arange(n)
+    chosen = np.zeros(n, dtype=np.bool_)
+    order = np.empty(n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    m = n
+    num_groups = 0
+    pos = 0
+    while m > 0:
+        for j in range(nwords):
+            reach[0, j] = 0
+        reach[0, 0] = _ONE
+        end = m
+        for i in range(m):
+            _shift_or(reach[i], reach[i + 1], weights[alive[i]], nwords, top_mask)
+            if (reach[i + 1, top_word] >> top_bit) & _ONE:
+                end = i + 1
+                break
+        # read back from the last window, skipping when the best sum is reachable without it
+        res = _highest_bit(reach[end], nwords)
+        i = end
+        while i > 0 and res > 0:
+            in_prev = (reach[i - 1, res // 64] >> np.uint64(res % 64)) & _ONE
+            if in_prev == 0:
+                chosen[alive[i - 1]] = True
+                res -= weights[alive[i - 1]]
+            i -= 1
+        # emit the group in increasing position and compact the survivors
+        keep = 0
+        for i in range(m):
+            item = alive[i]
+            if chosen[item]:
+                order[pos] = item
+                pos += 1
+            else:
+                alive[keep] = item
+                keep += 1
+        m = keep
+        num_groups += 1
+        offsets[num_groups] = pos
+    return order, offsets[: num_groups + 1]
+
+
+@njit(cache=True, nogil=True)
+def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
+    """``_greenmim_kernel`` for ``capacity < 64``: each bitset is one uint64 scalar."""
+    n = weights.shape[0]
+    full = _ONE << np.uint64(capacity)
+    keep_bits = full | (full - _ONE)
+    reach = np.zeros(n + 1, dtype=np.uint64)
+    alive = np.arange(n)
+    chosen = np.zeros(n, dtype=np.bool_)
+    order = np.empty(n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    m = n
+    num_groups = 0
+    pos = 0
+    reach[0] = _ONE
+    while m > 0:
+        end = m
+        for i in range(m):
+            prev = reach[i]
+            reach[i + 1] = (prev | (prev << np.uint64(weights[alive[i]]))) & keep_bits
+            if reach[i + 1] & full:
+                end = i + 1
+                break
+        word = reach[end]
+        res = 63
+        while (word >> np.uint64(res)) & _ONE == 0:
+            res -= 1
+        i = end
+        while i > 0 and res > 0:
+            if (reach[i - 1] >> np.uint64(res)) & _ONE == 0:
+                chosen[alive[i - 1]] = True
+                res -= weights[alive[i - 1]]
+            i -= 1
+        keep = 0
+        for i in range(m):
+            item = alive[i]
+            if chosen[item]:
+                order[pos] = item
+                pos += 1
+            else:
+                alive[keep] = item
+                keep += 1
+        m = keep
+        num_groups += 1
+        offsets[num_groups] = pos
+    return order, offsets[: num_groups + 1]
+
+
+def greenmim_groups(weights: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run the published algorithm on positive ``weights`` (int64, each ``<= capacity``).
+
+    Returns ``(order, offsets)`` over positions into ``weights`` (see ``_greenmim_kernel``).
+    Callers validate; this is the thin private entry used by :func:`grouping.solve`.
+    """
+    weights = np.ascontiguousarray(weights, dtype=np.int64)
+    if weights.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    if capacity < 64:
+        return _greenmim_kernel_word(weights, int(capacity))
+    return _greenmim_kernel(weights, int(capacity))
+
+
+@njit(cache=True, nogil=True)
+def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
+    """The repeated knapsack over windows sorted by decreasing count, on the histogram.
+
+    Same groups as the published algorithm applied to the windows in decreasing order of
+    count (ties by position), but each forward pass walks the distinct sizes instead of the
+    windows, with at most ``capacity // s`` copies of size ``s`` (more copies cannot change the
+    reachable sums): O(g log g) words per group instead of O(n). Returns the bin of every item
+    and the number of bins.
+    """
+    n = sizes.shape[0]
+    remaining = np.zeros(capacity + 1, dtype=np.int64)
+    for i in range(n):
+        remaining[sizes[i]] += 1
+    # positions of each size, in increasing order, consumed from the front
+    start = np.zeros(capacity + 2, dtype=np.int64)
+    for s in range(1, capacity + 1):
+        start[s + 1] = start[s] + remaining[s]
+    bucket = np.empty(n, dtype=np.int64)
+    fill = start.copy()
+    for i in range(n):
+        bucket[fill[sizes[i]]] = i
+        fill[sizes[i]] += 1
+    front = start[: capacity + 1].copy()
+    max_rows = 1
+    for s in range(1, capacity + 1):
+        max_rows += capacity // s
+    nwords = capacity // 64 + 1
+    top_word = capacity // 64
+    top_bit = np.uint64(capacity % 64)
+    top_mask = (_ONE << top_bit) | ((_ONE << top_bit) - _ONE)
+    reach = np.zeros((max_rows, nwords), dtype=np.uint64)
+    row_size = np.zeros(max_rows, dtype=np.int64)
+    take = np.zeros(capacity + 1, dtype=np.int64)
+    bins = np.empty(n, dtype=np.int64)
+    left = n
+    num_bins = 0
+    while left > 0:
+        for j in range(nwords):
+            reach[0, j] = 0
+        reach[0, 0] = _ONE
+        row = 0
+        full = False
+        for s in range(capacity, 0, -1):
+            copies = min(remaining[s], capacity // s)
+            for _ in range(copies):
+                _shift_or(reach[row], reach[row + 1], s, nwords, top_mask)
+                row += 1
+                row_size[row] = s
+                if (reach[row, top_word] >> top_bit) & _ONE:
+                    full = True
+                    break
+            if full:
+                break
+        res = _highest_bit(reach[row], nwords)
+        i = row
+        while i > 0 and res > 0:
+            in_prev = (reach[i - 1, res // 64] >> np.uint64(res % 64)) & _ONE
+            if in_prev == 0:
+                take[row_size[i]] += 1
+                res -= row_size[i]
+            i -= 1
+        for s in range(1, capacity + 1):
+            k = take[s]
+            if k > 0:
+                for t in range(k):
+                    bins[bucket[front[s] + t]] = num_bins
+                front[s] += k
+                remaining[s] -= k
+                left -= k
+                take[s] = 0
+        num_bins += 1
+    return bins, num_bins
+
+
+def decreasing_knapsack(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
+    """Bin of every item under the repeated knapsack over decreasing sizes, and the bin count."""
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    if sizes.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    bins, num = _decreasing_kernel(sizes, int(capacity))
+    return bins, int(num)
 
 
 @njit(cache=True, nogil=True)
@@ -55,11 +307,26 @@ def _first_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     """FFD with a max segment tree over bin residuals: O(n log n). Returns (bin, num_bins)."""
     n = sizes.shape[0]
     order = _sort_decreasing(sizes, capacity)
+    bins = np.empty(n, dtype=np.int64)
+    if n <= 128:  # few items: a plain scan over the bins beats the tree's set-up
+        residual = np.empty(n, dtype=np.int64)
+        num_bins = 0
+        for t in range(n):
+            item = order[t]
+            s = sizes[item]
+            b = 0
+            while b < num_bins and residual[b] < s:
+                b += 1
+            if b == num_bins:
+                residual[b] = capacity
+                num_bins += 1
+            residual[b] -= s
+            bins[item] = b
+        return bins, num_bins
     leaves = 1
     while leaves < max(n, 1):
         leaves *= 2
     tree = np.full(2 * leaves, -1, dtype=np.int64)  # -1: no bin opened there yet
-    bins = np.empty(n, dtype=np.int64)
     num_bins = 0
     for t in range(n):
         item = order[t]
@@ -295,6 +562,104 @@ def _bins_from_choices(sizes, capacity, choice):  # pragma: no cover - jitted
         link[b] = head[r - s]
         head[r - s] = b
     return bins, num_bins
+
+
+@njit(cache=True, nogil=True)
+def _split_counts(counts):  # pragma: no cover - jitted
+    """Positions and sizes of the positive counts, the largest count and the smallest count."""
+    n = counts.shape[0]
+    k = 0
+    largest = 0
+    smallest = 0
+    for i in range(n):
+        c = counts[i]
+        if c > 0:
+            k += 1
+            if c > largest:
+                largest = c
+        elif c < smallest:
+            smallest = c
+    positions = np.empty(k, dtype=np.int64)
+    sizes = np.empty(k, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if counts[i] > 0:
+            positions[k] = i
+            sizes[k] = counts[i]
+            k += 1
+    return positions, sizes, largest, smallest
+
+
+@njit(cache=True, nogil=True)
+def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
+    """Items grouped by bin (bins in index order, items in increasing position)."""
+    n = bins.shape[0]
+    offsets = np.zeros(num_bins + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[bins[i] + 1] += 1
+    for b in range(num_bins):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = bins[i]
+        order[fill[b]] = i
+        fill[b] += 1
+    return order, offsets
+
+
+@njit(cache=True, nogil=True)
+def _fast_plan(counts, capacity, strategy):  # pragma: no cover - jitted
+    """One call for the cheap strategies, straight from the counts.
+
+    ``counts`` int64 ``[N]``; ``capacity`` the group size, or 0 for the largest count;
+    ``strategy`` 0 = GreenMIM's knapsack, 1 = FFD, 2 = BFD. Returns
+    ``(windows, offsets, lower_bound, capacity, largest, smallest)``; when a count is negative
+    or larger than the capacity nothing is packed (the caller raises).
+    """
+    positions, sizes, largest, smallest = _split_counts(counts)
+    if capacity == 0:
+        capacity = max(largest, 1)
+    if smallest < 0 or largest > capacity:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros(1, dtype=np.int64), 0, capacity, largest, smallest
+    bound = _lower_bound(sizes, capacity) if sizes.shape[0] > 0 else 0
+    if strategy == 0:
+        if capacity < 64:
+            order, offsets = _greenmim_kernel_word(sizes, capacity)
+        else:
+            order, offsets = _greenmim_kernel(sizes, capacity)
+    else:
+        if strategy == 1:
+            bins, num = _first_fit_decreasing(sizes, capacity)
+        else:
+            bins, num = _best_fit_decreasing(sizes, capacity)
+        order, offsets = _group_by_bin(bins, num)
+    windows = np.empty(order.shape[0], dtype=np.int64)
+    for i in range(order.shape[0]):
+        windows[i] = positions[order[i]]
+    return windows, offsets, bound, capacity, largest, smallest
+
+
+def split_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(positions, sizes, largest, smallest)`` of int64 ``counts`` (1-D)."""
+    positions, sizes, largest, smallest = _split_counts(counts)
+    return positions, sizes, int(largest), int(smallest)
+
+
+def group_by_bin(bins: np.ndarray, num_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, offsets)``: item positions bin by bin, and the bin boundaries."""
+    return _group_by_bin(np.ascontiguousarray(bins, dtype=np.int64), int(num_bins))
+
+
+FAST_STRATEGIES = {"greenmim": 0, "ffd": 1, "bfd": 2}
+
+
+def fast_plan(
+    counts: np.ndarray, capacity: int, strategy: str
+) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
+    """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count)."""
+    return _fast_plan(counts, capacity, FAST_STRATEGIES[strategy])
 
 
 def sort_decreasing(sizes: np.ndarray, capacity: int) -> np.ndarray:

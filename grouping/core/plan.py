@@ -89,6 +89,19 @@ class GroupingPlan:
                 object.__setattr__(self, name, _readonly(value))
 
     @classmethod
+    def _trusted(cls, **fields: object) -> GroupingPlan:
+        """Build a plan from fresh int64 arrays without copying them (the solver's fast path).
+
+        The arrays are made read-only in place; callers hand over arrays nobody else holds.
+        """
+        fields["windows"].setflags(write=False)  # type: ignore[attr-defined]
+        fields["offsets"].setflags(write=False)  # type: ignore[attr-defined]
+        fields["counts"].setflags(write=False)  # type: ignore[attr-defined]
+        plan = object.__new__(cls)
+        plan.__dict__.update(fields)
+        return plan
+
+    @classmethod
     def from_groups(
         cls,
         groups: Sequence[ArrayLike],

@@ -2,7 +2,7 @@
 
 Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
 
-* ``"greenmim"``: the published repeated-knapsack algorithm (``knapsack.py``), the same groups
+* ``"greenmim"``: the published repeated-knapsack algorithm (``packing.py``), the same groups
   in the same order, window for window.
 * ``"ffd"`` / ``"bfd"``: first-fit / best-fit decreasing (``packing.py``).
 * ``"exact"``: lower bounds (L2, then dual feasible functions), the best of FFD, BFD, the
@@ -28,18 +28,22 @@ import numbers
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from .cutting import rounded_lp_packing
 from .errors import check_int, invalid
-from .knapsack import decreasing_knapsack, greenmim_groups
 from .packing import (
+    FAST_STRATEGIES,
     best_fit_decreasing,
+    decreasing_knapsack,
     dff_bound,
+    fast_plan,
     first_fit_decreasing,
+    greenmim_groups,
+    group_by_bin,
     lower_bound,
     search,
+    split_counts,
 )
 from .plan import GroupingPlan, attention_cost
 
@@ -53,39 +57,25 @@ EXACT_NODE_LIMIT = 2_000_000
 AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
 
 
-@njit(cache=True, nogil=True)
-def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
-    """Items grouped by bin (bins in index order, items in increasing position)."""
-    n = bins.shape[0]
-    offsets = np.zeros(num_bins + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[bins[i] + 1] += 1
-    for b in range(num_bins):
-        offsets[b + 1] += offsets[b]
-    fill = offsets[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        b = bins[i]
-        order[fill[b]] = i
-        fill[b] += 1
-    return order, offsets
-
-
 def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
-    array = np.asarray(counts)
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+    """``counts`` as a contiguous 1-D int64 array (not yet checked for negative values)."""
+    array = counts if type(counts) is np.ndarray else np.asarray(counts)
+    if array.dtype.kind not in "iu" and array.size:
         raise invalid(
             "counts",
             "an array of non-negative integers (visible tokens per window)",
             array,
             "cast integral float counts with .astype(int)",
         )
-    array = array.astype(np.int64, copy=False).ravel()
-    if array.size and array.min() < 0:
-        raise invalid(
-            "counts", "non-negative counts", f"a count of {int(array.min())}", "check the mask"
-        )
-    return np.ascontiguousarray(array)
+    flat = array.reshape(-1)
+    if flat.dtype != np.int64:
+        flat = flat.astype(np.int64)
+    return np.ascontiguousarray(flat)
+
+
+def _negative_counts(smallest: int) -> None:
+    if smallest < 0:
+        raise invalid("counts", "non-negative counts", f"a count of {smallest}", "check the mask")
 
 
 def _check_strategy(strategy: Any) -> str:
@@ -182,10 +172,10 @@ def _pack(
         return _Packing(order, offsets, bound)
     if strategy == "bfd":
         bins, num = best_fit_decreasing(sizes, capacity)
-        return _Packing(*_group_by_bin(bins, num), bound)
+        return _Packing(*group_by_bin(bins, num), bound)
     bins, num = first_fit_decreasing(sizes, capacity)
     if strategy == "ffd":
-        return _Packing(*_group_by_bin(bins, num), bound)
+        return _Packing(*group_by_bin(bins, num), bound)
     # auto / exact: the other heuristics, a stronger bound, the rounded LP, a repair of the
     # tail, then a proof by branch and bound; each step only runs while the bound is unmet
     budget = node_limit
@@ -218,7 +208,7 @@ def _pack(
             bound += 1  # proven: no packing into `bound` bins
         else:
             break
-    return _Packing(*_group_by_bin(bins, num), bound)
+    return _Packing(*group_by_bin(bins, num), bound)
 
 
 class SweepResult(NamedTuple):
@@ -321,6 +311,7 @@ def sweep_group_sizes(
         A :class:`SweepResult`; empty arrays for all-zero counts.
     """
     sizes_all = _as_counts(counts)
+    _negative_counts(split_counts(sizes_all)[3])
     channels_ = _check_channels(channels)
     if channels_ is None:
         raise invalid("channels", "a positive int (the sweep needs the cost model)", channels)
@@ -377,16 +368,32 @@ def solve(
         >>> [g.tolist() for g in plan.groups], plan.optimal
         ([[2, 4], [0, 3]], True)
     """
-    sizes_all = _as_counts(counts)
-    strategy = _check_strategy(strategy)
+    flat = _as_counts(counts)
+    if strategy not in STRATEGIES:
+        raise invalid("strategy", f"one of {STRATEGIES}", strategy)
     channels_ = _check_channels(channels)
     if node_limit is not None:
         node_limit = check_int("node_limit", node_limit, minimum=0)
     if max_group_size is not None:
         max_group_size = check_int("max_group_size", max_group_size, minimum=1)
-    positions = np.flatnonzero(sizes_all).astype(np.int64)
-    sizes = np.ascontiguousarray(sizes_all[positions])
-    largest = int(sizes.max()) if sizes.size else 0
+    cheap = strategy in FAST_STRATEGIES or strategy == "auto"
+    if (
+        cheap
+        and max_group_size is None
+        and (
+            group_size is None or (type(group_size) is int and group_size >= 1)  # noqa: E721 - bool excluded on purpose
+        )
+    ):
+        # fast path: one kernel call validates, packs and bounds
+        windows, offsets, bound, capacity, largest, smallest = fast_plan(
+            flat, group_size or 0, "ffd" if strategy == "auto" else strategy
+        )
+        _negative_counts(smallest)
+        _too_large(largest, capacity)
+        if strategy != "auto" or offsets.shape[0] - 1 == bound:
+            return _plan(windows, offsets, capacity, flat, counts, bound, strategy, channels_)
+    positions, sizes, largest, smallest = split_counts(flat)
+    _negative_counts(smallest)
 
     if isinstance(group_size, str):
         if group_size != "sweep":
@@ -418,6 +425,20 @@ def solve(
     else:
         raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
 
+    _too_large(largest, capacity)
+    if max_group_size is not None and capacity > max_group_size:
+        raise invalid("group_size", f"at most max_group_size={max_group_size}", capacity)
+
+    windows = offsets = None
+    if strategy in FAST_STRATEGIES:
+        windows, offsets, bound, *_ = fast_plan(flat, capacity, strategy)
+    else:
+        packing = _pack(sizes, capacity, strategy, node_limit)
+        windows, offsets, bound = positions[packing.order], packing.offsets, packing.lower_bound
+    return _plan(windows, offsets, capacity, flat, counts, bound, strategy, channels_)
+
+
+def _too_large(largest: int, capacity: int) -> None:
     if largest > capacity:
         raise invalid(
             "group_size",
@@ -425,20 +446,29 @@ def solve(
             capacity,
             "a window cannot be split across groups; use group_size=None or a larger size",
         )
-    if max_group_size is not None and capacity > max_group_size:
-        raise invalid("group_size", f"at most max_group_size={max_group_size}", capacity)
 
-    packing = _pack(sizes, capacity, strategy, node_limit)
-    num = packing.offsets.shape[0] - 1
-    return GroupingPlan(
-        windows=positions[packing.order],
-        offsets=packing.offsets,
-        group_size=capacity,
-        counts=sizes_all,
-        lower_bound=packing.lower_bound,
-        optimal=num == packing.lower_bound,
+
+def _plan(
+    windows: NDArray[np.int64],
+    offsets: NDArray[np.int64],
+    capacity: int,
+    flat: NDArray[np.int64],
+    counts: Any,
+    bound: int,
+    strategy: str,
+    channels: int | None,
+) -> GroupingPlan:
+    if flat.base is not None or flat is counts:
+        flat = flat.copy()  # the plan keeps its own counts
+    return GroupingPlan._trusted(
+        windows=windows,
+        offsets=offsets,
+        group_size=int(capacity),
+        counts=flat,
+        lower_bound=int(bound),
+        optimal=offsets.shape[0] - 1 == bound,
         strategy=strategy,
-        channels=channels_,
+        channels=channels,
     )
 
 
