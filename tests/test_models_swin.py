@@ -547,6 +547,19 @@ def test_pretrain_command_saves_timm_encoder_weights(tmp_path, capsys) -> None:
     ref.load_state_dict(torch.load(save, weights_only=True), strict=True)
 
 
+def test_pretrain_names_match_presets_and_parser_skips_torch() -> None:
+    import subprocess
+    import sys
+
+    from grouping.models import PRESETS
+    from grouping.models.pretrain import MODEL_NAMES
+
+    assert tuple(sorted(PRESETS)) == MODEL_NAMES
+    code = "import sys, grouping.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_pretrain_command_reads_a_folder(tmp_path) -> None:
     pil = pytest.importorskip("PIL.Image")
     from grouping.cli import main
