@@ -244,7 +244,18 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
         for s in range(capacity, 0, -1):
             copies = min(remaining[s], capacity // s)
             for _ in range(copies):
-                _shift_or(reach[row], reach[row + 1], s, nwords, top_mask)
+                if nwords == 1:
+                    prev = reach[row, 0]
+                    reach[row + 1, 0] = (prev | (prev << np.uint64(s))) & top_mask
+                    same = reach[row + 1, 0] == prev
+                else:
+                    _shift_or(reach[row], reach[row + 1], s, nwords, top_mask)
+                    same = True
+                    for j in range(nwords):
+                        if reach[row + 1, j] != reach[row, j]:
+                            same = False
+                if same:
+                    break  # this copy reaches nothing new (nor would the next): it is skipped
                 row += 1
                 row_size[row] = s
                 if (reach[row, top_word] >> top_bit) & _ONE:
