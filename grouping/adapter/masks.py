@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from ..core.errors import check_int, invalid
 from .layout import WindowLayout
+
+if TYPE_CHECKING:  # imported lazily at run time (FlexAttention is optional)
+    from torch.nn.attention.flex_attention import BlockMask
 
 __all__ = [
     "VarlenOffsets",
@@ -40,7 +43,7 @@ def block_mask(
     *,
     block_size: int | tuple[int, int] = 128,
     padding_self: bool = False,
-):  # -> torch.nn.attention.flex_attention.BlockMask
+) -> BlockMask:
     """The layout's attention mask as a FlexAttention ``BlockMask``.
 
     For ``flex_attention(q, k, v, block_mask=...)`` with ``q, k, v [R * G, H, g, D]``, the
