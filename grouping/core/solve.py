@@ -5,20 +5,23 @@ Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
 * ``"greenmim"``: the published repeated-knapsack algorithm (``packing.py``), the same groups
   in the same order, window for window.
 * ``"ffd"`` / ``"bfd"``: first-fit / best-fit decreasing (``packing.py``).
-* ``"exact"``: lower bounds (L2, then dual feasible functions), the best of FFD, BFD, the
-  repeated knapsack over windows in decreasing order and the rounded cutting-stock LP
-  (``cutting.py``), an exact re-packing of the tail of that packing, then a complete branch and
-  bound that raises the lower bound or finds a packing
-  meeting it, until they meet or a node budget (default 2,000,000 nodes) runs out (then
-  ``optimal=False``).
-* ``"auto"`` (default): the same with a small budget (default 20,000 nodes), so it costs
-  microseconds to a few milliseconds. It starts from FFD and only keeps improvements, so it
-  never returns more groups than ``"ffd"``.
+* ``"exact"``: lower bounds (Martello-Toth's L2, Fekete-Schepers' dual feasible functions and
+  Farley's bound from the cutting-stock LP), the best of FFD, BFD, the repeated knapsack over
+  windows in decreasing order, the published algorithm and the rounded cutting-stock LP
+  (``cutting.py``), an exact re-packing of the tail of that packing, then a complete branch
+  and bound that raises the lower bound or finds a packing meeting it, until they meet or a
+  node budget (default 2,000,000 nodes) runs out (then ``optimal=False``).
+* ``"auto"`` (default): the same with small budgets (20,000 nodes, 5,000,000 knapsack cells for
+  the LP), each step only while the bound is unmet, so it costs microseconds to a few
+  milliseconds. It starts from FFD and only keeps improvements, so it never returns more
+  groups than ``"ffd"``, ``"bfd"`` or ``"greenmim"`` (hence a sweep with "auto" never costs
+  more than GreenMIM's choice).
 
 Notes:
-    ``optimal`` is True exactly when ``num_groups == lower_bound``; the lower bound is
-    Martello-Toth's L2 (at least ``ceil(sum / g)``), raised by every size the exact search
-    proves infeasible. The heuristics are not necessarily minimal.
+    ``optimal`` is True exactly when ``num_groups == lower_bound``. For "greenmim", "ffd" and
+    "bfd" the lower bound is L2 (at least ``ceil(sum / g)``); "auto" and "exact" add the
+    stronger bounds when L2 is not met and raise the bound past every group count the exact
+    search proves infeasible. The heuristics are not necessarily minimal.
 """
 
 from __future__ import annotations
@@ -159,6 +162,14 @@ def _lp_packing(
     return bins, num, lp_bound
 
 
+def _greenmim_bins(sizes: NDArray[np.int64], capacity: int) -> tuple[NDArray[np.int64], int]:
+    """The published algorithm's packing as a bin per item (so "auto" is never worse)."""
+    order, offsets = greenmim_groups(sizes, capacity)
+    bins = np.empty(sizes.shape[0], dtype=np.int64)
+    bins[order] = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
+    return bins, int(offsets.shape[0] - 1)
+
+
 def _pack(
     sizes: NDArray[np.int64], capacity: int, strategy: str, node_limit: int | None
 ) -> _Packing:
@@ -181,7 +192,7 @@ def _pack(
     budget = node_limit
     if budget is None:
         budget = AUTO_NODE_LIMIT if strategy == "auto" else EXACT_NODE_LIMIT
-    for heuristic in (best_fit_decreasing, decreasing_knapsack):
+    for heuristic in (best_fit_decreasing, decreasing_knapsack, _greenmim_bins):
         if num <= bound:
             break
         bins_h, num_h = heuristic(sizes, capacity)
