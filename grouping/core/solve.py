@@ -11,7 +11,7 @@ Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
   (``cutting.py``), an exact re-packing of the tail of that packing, then a complete branch
   and bound that raises the lower bound or finds a packing meeting it, until they meet or a
   node budget (default 2,000,000 nodes) runs out (then ``optimal=False``).
-* ``"auto"`` (default): the same with small budgets (20,000 nodes, 5,000,000 knapsack cells for
+* ``"auto"`` (default): the same with small budgets (5,000 nodes, 5,000,000 knapsack cells for
   the LP), each step only while the bound is unmet, so it costs microseconds to a few
   milliseconds. It starts from FFD and only keeps improvements, so it never returns more
   groups than ``"ffd"``, ``"bfd"`` or ``"greenmim"`` (hence a sweep with "auto" never costs
@@ -55,7 +55,7 @@ __all__ = ["STRATEGIES", "SweepResult", "solve", "sweep_group_sizes", "warmup"]
 STRATEGIES = ("auto", "greenmim", "ffd", "bfd", "exact")
 Strategy = Literal["auto", "greenmim", "ffd", "bfd", "exact"]
 
-AUTO_NODE_LIMIT = 20_000
+AUTO_NODE_LIMIT = 5_000
 EXACT_NODE_LIMIT = 2_000_000
 AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
 
