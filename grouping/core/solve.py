@@ -192,7 +192,7 @@ def _pack(
     budget = node_limit
     if budget is None:
         budget = AUTO_NODE_LIMIT if strategy == "auto" else EXACT_NODE_LIMIT
-    for heuristic in (best_fit_decreasing, decreasing_knapsack, _greenmim_bins):
+    for heuristic in (best_fit_decreasing, decreasing_knapsack):
         if num <= bound:
             break
         bins_h, num_h = heuristic(sizes, capacity)
@@ -206,6 +206,10 @@ def _pack(
         bound = max(bound, lp_bound)
         if num_lp < num:
             bins, num = bins_lp, num_lp
+    if num > bound:  # never worse than the published algorithm (rarely better than the above)
+        bins_g, num_g = _greenmim_bins(sizes, capacity)
+        if num_g < num:
+            bins, num = bins_g, num_g
     if num > bound:
         bins, num, used = _repair(sizes, capacity, bins, num, bound, budget // 2)
         budget -= used
