@@ -62,6 +62,15 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def machine_line(info: dict[str, Any]) -> str:
+    """One line naming the machine and versions, printed above every benchmark table."""
+    return (
+        f"machine: {info['cpu']}, {info['usable_cores']} usable cores "
+        f"(load average {info['load_average_at_start']}); python {info['python']}, "
+        f"numpy {info['numpy']}, numba {info['numba']}; {info['date']}"
+    )
+
+
 def machine_info() -> dict[str, Any]:
     """The machine and the versions a result was measured with (goes into every JSON file)."""
     import numba

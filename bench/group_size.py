@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import REPO, format_table, machine_info, median_time, write_json
+from _common import REPO, format_table, machine_info, machine_line, median_time, write_json
 
 import grouping as gp
 from grouping.presets import get_preset, preset_counts
@@ -312,11 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     png_path = args.png or (None if args.quick else REPO / "docs/figures/group_size.png")
 
     info = machine_info()
-    print(
-        f"machine: {info['cpu']}, {info['usable_cores']} usable cores "
-        f"(load average {info['load_average_at_start']}); python {info['python']}, "
-        f"numpy {info['numpy']}, numba {info['numba']}; {info['date']}"
-    )
+    print(machine_line(info))
     start = time.perf_counter()
     gp.warmup()
     results = []

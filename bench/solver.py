@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import REPO, format_table, machine_info, median_time, swin_preset, write_json
+from _common import (
+    REPO,
+    format_table,
+    machine_info,
+    machine_line,
+    median_time,
+    swin_preset,
+    write_json,
+)
 
 import grouping as gp
 from grouping.core.packing import greenmim_groups
@@ -380,11 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     png_path = args.png or (None if quick else REPO / "docs/figures/solver.png")
 
     info = machine_info()
-    print(
-        f"machine: {info['cpu']}, {info['usable_cores']} usable cores "
-        f"(load average {info['load_average_at_start']}); python {info['python']}, "
-        f"numpy {info['numpy']}, numba {info['numba']}; {info['date']}"
-    )
+    print(machine_line(info))
     start = time.perf_counter()
     gp.warmup()
     print(f"warm-up (compile or load the numba cache): {time.perf_counter() - start:.1f} s")
