@@ -82,6 +82,24 @@ def _highest_bit(bits, nwords):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
+def _emit_group(alive, m, chosen, order, pos):  # pragma: no cover - jitted
+    """Append the chosen items (in increasing position) to ``order``, compact the rest.
+
+    Returns the number of surviving items and the new end of ``order``.
+    """
+    keep = 0
+    for i in range(m):
+        item = alive[i]
+        if chosen[item]:
+            order[pos] = item
+            pos += 1
+        else:
+            alive[keep] = item
+            keep += 1
+    return keep, pos
+
+
+@njit(cache=True, nogil=True)
 def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
     """Repeated subset-sum packing of ``weights`` (int64, each in [1, capacity]).
 
@@ -120,17 +138,7 @@ def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
                 chosen[alive[i - 1]] = True
                 res -= weights[alive[i - 1]]
             i -= 1
-        # emit the group in increasing position and compact the survivors
-        keep = 0
-        for i in range(m):
-            item = alive[i]
-            if chosen[item]:
-                order[pos] = item
-                pos += 1
-            else:
-                alive[keep] = item
-                keep += 1
-        m = keep
+        m, pos = _emit_group(alive, m, chosen, order, pos)
         num_groups += 1
         offsets[num_groups] = pos
     return order, offsets[: num_groups + 1]
@@ -169,16 +177,7 @@ def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
                 chosen[alive[i - 1]] = True
                 res -= weights[alive[i - 1]]
             i -= 1
-        keep = 0
-        for i in range(m):
-            item = alive[i]
-            if chosen[item]:
-                order[pos] = item
-                pos += 1
-            else:
-                alive[keep] = item
-                keep += 1
-        m = keep
+        m, pos = _emit_group(alive, m, chosen, order, pos)
         num_groups += 1
         offsets[num_groups] = pos
     return order, offsets[: num_groups + 1]
@@ -671,11 +670,6 @@ def fast_plan(
 ) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
     """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count)."""
     return _fast_plan(counts, capacity, FAST_STRATEGIES[strategy])
-
-
-def sort_decreasing(sizes: np.ndarray, capacity: int) -> np.ndarray:
-    """Positions of ``sizes`` by decreasing size, ties by position (int64)."""
-    return _sort_decreasing(np.ascontiguousarray(sizes, dtype=np.int64), int(capacity))
 
 
 def first_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:

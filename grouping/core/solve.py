@@ -325,22 +325,21 @@ def sweep_group_sizes(
     Returns:
         A :class:`SweepResult`; empty arrays for all-zero counts.
     """
-    sizes_all = _as_counts(counts)
-    _negative_counts(split_counts(sizes_all)[3])
+    _, sizes, largest, smallest = split_counts(_as_counts(counts))
+    _negative_counts(smallest)
     channels_ = _check_channels(channels)
     if channels_ is None:
         raise invalid("channels", "a positive int (the sweep needs the cost model)", channels)
     strategy = _check_strategy(strategy)
     if max_group_size is not None:
         max_group_size = check_int("max_group_size", max_group_size, minimum=1)
-    sizes = sizes_all[sizes_all > 0]
     if sizes.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return SweepResult(empty, empty, np.zeros(0), 0, 0)
-    if max_group_size is not None and int(sizes.max()) > max_group_size:
+    if max_group_size is not None and largest > max_group_size:
         raise invalid(
             "max_group_size",
-            f"at least the largest window count {int(sizes.max())}",
+            f"at least the largest window count {largest}",
             max_group_size,
             "a window cannot be split across groups",
         )
@@ -384,8 +383,7 @@ def solve(
         ([[2, 4], [0, 3]], True)
     """
     flat = _as_counts(counts)
-    if strategy not in STRATEGIES:
-        raise invalid("strategy", f"one of {STRATEGIES}", strategy)
+    strategy = _check_strategy(strategy)
     channels_ = _check_channels(channels)
     if node_limit is not None:
         node_limit = check_int("node_limit", node_limit, minimum=0)
