@@ -4,11 +4,18 @@ Subcommands (one ``_add_<name>_parser`` function and one ``_run_<name>`` functio
 subcommand, write both and append the former to ``_SUBCOMMANDS``):
 
 * ``grouping plan --preset NAME``: draw one batch mask for a preset stage, solve the window
-  grouping, print its numbers and write ``plan_<preset>_s<stage>.png`` (the mask with every
-  window coloured by its group).
+  grouping with the library (``--strategy``, default auto) and with the published GreenMIM
+  algorithm (``strategy="greenmim"``) at the same group size, print both side by side (groups,
+  padding, cost, proven optimality, lower bound, solve time, with the plain-Python published
+  algorithm of :mod:`grouping.testing.reference` timed too) and write
+  ``plan_<preset>_s<stage>.png`` (both plans, every window coloured by its group, a legend).
 * ``grouping sweep --preset NAME``: attention cost against group size, from GreenMIM's choice
-  (g = the largest window count) up to the size beyond which no grouping can be cheaper; print a
-  table and write ``sweep_<preset>_s<stage>.png`` with the optimum marked.
+  (g = the largest window count) up to the size beyond which no grouping can be cheaper, every
+  cost relative to the published GreenMIM plan at the mask's own largest count; report (a) the
+  library's packing at that g and (b) its sweep over g against the published plan, with solve
+  times; print a table and write ``sweep_<preset>_s<stage>.png`` with the optimum marked.
+
+The published algorithm is the baseline of both: "saved" always means against its plan.
 
 Bad arguments give a one-line message on stderr and exit status 2 (no traceback).
 
@@ -25,7 +32,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -76,6 +83,16 @@ def _positive_int_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive int, received {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive int, received {value}")
+    return value
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, received {text!r}") from None
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, received {value}")
     return value
 
 
@@ -223,15 +240,156 @@ def _plot_path(args: argparse.Namespace, kind: str, problem: _Problem) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# The published algorithm as the baseline of both commands
+
+_PUBLISHED = "published GreenMIM"
+_REFERENCE_S_PER_CELL = 5e-7  # first guess at the plain-Python DP's speed (0.3-0.4 us measured)
+
+
+def _published(problem: _Problem, group_size: int | None = None) -> Any:
+    """The published algorithm's plan (``strategy="greenmim"``), by default at GreenMIM's g."""
+    return gp.solve(problem.counts, group_size, strategy="greenmim", channels=problem.channels)
+
+
+def _published_optimal(published: Any, library: Any) -> bool:
+    """Whether the published plan is proven minimal, by its own bound or the library's.
+
+    ``library`` must be a plan of the same windows at the same group size.
+    """
+    return published.num_groups <= max(published.lower_bound, library.lower_bound)
+
+
+def _reference_cells(published: Any) -> int:
+    """Knapsack DP cells the plain-Python reference fills: windows left + 1, times g + 1, per group.
+
+    ``published`` is the library's ``strategy="greenmim"`` plan, which has the reference's groups.
+    """
+    left = int(np.count_nonzero(published.counts))
+    cells = 0
+    for group in published.groups:
+        cells += (left + 1) * (published.group_size + 1)
+        left -= int(group.shape[0])
+    return cells
+
+
+class _ReferenceTime(NamedTuple):
+    """The plain-Python published algorithm (``greenmim_reference``) timed on one mask."""
+
+    seconds: float | None  # median wall-clock seconds; None if skipped (over the budget)
+    runs: int
+    cells: int  # its work: knapsack DP cells filled (see _reference_cells)
+    estimate_s: float  # what it was expected to take before it ran
+    matches: bool | None  # same groups, in order, as gp.solve(..., strategy="greenmim")
+
+
+class _ReferenceTimer:
+    """Times the plain-Python reference against one budget of seconds shared by all masks.
+
+    A run whose estimate (its DP cells times the seconds per cell measured so far) exceeds what
+    is left of the budget is skipped: a 2048 px stage would take about a minute.
+    """
+
+    def __init__(self, budget_s: float) -> None:
+        self.left = float(budget_s)
+        self._seconds = 0.0
+        self._cells = 0
+
+    def _rate(self) -> float:
+        return self._seconds / self._cells if self._cells else _REFERENCE_S_PER_CELL
+
+    def time(self, counts: np.ndarray, published: Any, *, repeats: int = 1) -> _ReferenceTime:
+        from .testing.reference import greenmim_reference
+
+        cells = _reference_cells(published)
+        estimate = cells * self._rate()
+        if estimate > self.left:
+            return _ReferenceTime(None, 0, cells, estimate, None)
+        as_list = counts.tolist()  # set-up outside the timing
+        times: list[float] = []
+        while True:
+            start = time.perf_counter()
+            groups = greenmim_reference(as_list, published.group_size)
+            elapsed = time.perf_counter() - start
+            times.append(elapsed)
+            self.left -= elapsed
+            self._seconds += elapsed
+            self._cells += cells
+            if len(times) >= repeats or sum(times) >= 1.0 or cells * self._rate() > self.left:
+                break
+        matches = groups == [g.tolist() for g in published.groups]
+        return _ReferenceTime(float(np.median(times)), len(times), cells, estimate, matches)
+
+
+def _add_reference_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference-budget",
+        type=_seconds_arg,
+        default=3.0,
+        metavar="S",
+        help="seconds the plain-Python published algorithm may take to be timed (a run "
+        "expected to take longer is skipped; 0 skips it; default 3)",
+    )
+
+
+def _ms(seconds: float | None) -> str:
+    return "skipped" if seconds is None else f"{1e3 * seconds:.3f} ms"
+
+
+def _speedup(slow: float | None, fast: float) -> float | None:
+    return None if slow is None or fast <= 0 else slow / fast
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def _optimal_text(plan: Any, other: Any) -> str:
+    """Whether ``plan`` is minimal, using ``other`` (same windows, same g) as a second witness."""
+    if plan.num_groups <= plan.lower_bound:
+        return "yes (proven)"
+    if plan.num_groups <= other.lower_bound:
+        return "yes (proven by the other's bound)"
+    if other.optimal and other.num_groups < plan.num_groups:
+        return f"no (the optimum is {other.num_groups})"
+    return "not proven"
+
+
+def _mismatch_warning(matches: bool | None) -> None:
+    if matches is False:  # a bug in one of the two; say so rather than hide it
+        print(
+            "warning: the plain-Python published algorithm's groups differ from strategy "
+            "'greenmim' (please report this mask)"
+        )
+
+
+def _fewer(published: int, library: int) -> str:
+    diff = published - library
+    if diff >= 0:
+        return f"{diff} group{'' if diff == 1 else 's'} fewer"
+    return f"{-diff} group{'' if diff == -1 else 's'} more"
+
+
+def _saved(fraction: float) -> str:
+    """A cost saving as text: ``saves 5.9%`` or ``costs 2.0% more``."""
+    if fraction >= -1e-12:
+        return f"saves {100 * max(fraction, 0.0):.1f}%"
+    return f"costs {-100 * fraction:.1f}% more"
+
+
+# ----------------------------------------------------------------------------------------------
 # grouping plan
 
 
 def _add_plan_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
-        help="solve the window grouping of one preset stage and plot it",
+        help="solve the window grouping of one preset stage, compare it with the published "
+        "algorithm and plot both",
         description="Draw one batch-shared mask for a preset stage, count visible tokens per "
-        "window, solve the grouping, print it and write plan_<preset>_s<stage>.png.",
+        "window, solve the grouping with the library (--strategy) and with the published "
+        "GreenMIM algorithm (strategy greenmim) at the same group size, print both side by side "
+        "(with the plain-Python published algorithm's solve time) and write "
+        "plan_<preset>_s<stage>.png.",
     )
     _add_problem_options(parser)
     parser.add_argument(
@@ -242,7 +400,22 @@ def _add_plan_parser(subparsers: Any) -> None:
         help="group capacity in tokens, 'sweep' (the cheapest) or 'max' (default: the largest "
         "window count, GreenMIM's choice)",
     )
+    _add_reference_option(parser)
     parser.set_defaults(run=_run_plan)
+
+
+def _plan_numbers(plan: Any, seconds: float, optimal: bool) -> dict[str, Any]:
+    return {
+        "strategy": plan.strategy,
+        "group_size": plan.group_size,
+        "num_groups": plan.num_groups,
+        "lower_bound": plan.lower_bound,
+        "optimal": bool(optimal),
+        "padding": plan.padding,
+        "padding_fraction": plan.padding_fraction,
+        "cost": plan.cost,
+        "solve_time_ms": 1e3 * seconds,
+    }
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -258,16 +431,23 @@ def _run_plan(args: argparse.Namespace) -> int:
             max_group_size=args.max_group_size,
         )
     )
+    published, pub_seconds, _ = _timed_solve(lambda: _published(problem, plan.group_size))
+    reference = _ReferenceTimer(args.reference_budget).time(problem.counts, published, repeats=5)
+    pub_optimal = _published_optimal(published, plan)
+    groups_saved = published.num_groups - plan.num_groups
+    cost_saved = 1.0 - plan.cost / published.cost
+    speedup = _speedup(reference.seconds, seconds)
+
     info = problem.describe()
     h, w = info["grid"]
     unit = info["mask_unit_tokens"]
     if args.group_size is None:
         how = "the largest count, GreenMIM's choice"
     elif args.group_size == "sweep":
-        how = "swept for the lowest cost"
+        how = "swept for the lowest cost; the published algorithm packs at the same g"
     else:
         how = "fixed"
-    lines = [
+    head = [
         ("preset", problem.preset.summary(problem.stage)),
         (
             "mask",
@@ -282,15 +462,40 @@ def _run_plan(args: argparse.Namespace) -> int:
             f"{problem.window_grid[0]}x{problem.window_grid[1]}), largest count "
             f"{problem.max_count}",
         ),
-        ("strategy", plan.strategy),
         ("group size", f"{plan.group_size} ({how})"),
-        ("groups", str(plan.num_groups)),
-        ("lower bound", str(plan.lower_bound)),
-        ("optimal", "yes (proven)" if plan.optimal else "not proven"),
-        ("padding", f"{100 * plan.padding_fraction:.2f}% ({plan.padding} slots)"),
-        ("cost", f"{_mmac(plan.cost)} MMAC per attention layer (C={problem.channels})"),
-        ("solve time", f"{1e3 * seconds:.3f} ms (median of {runs} after a warm-up call)"),
+        (
+            "cost model",
+            f"attention_cost(groups, g, C={problem.channels}), MMAC per attention layer",
+        ),
     ]
+
+    pub_optimal_text = _optimal_text(published, plan)
+    lib_optimal_text = _optimal_text(plan, published)
+    if reference.seconds is None:
+        ref_text = (
+            f"skipped (expected {reference.estimate_s:.1f} s > --reference-budget "
+            f"{args.reference_budget:g} s)"
+        )
+    else:
+        ref_text = f"{_ms(reference.seconds)} in plain Python (median of {reference.runs})"
+    table = [
+        ("", f"{_PUBLISHED}", f"library ({plan.strategy})"),
+        ("strategy", published.strategy, plan.strategy),
+        ("groups", str(published.num_groups), str(plan.num_groups)),
+        (
+            "padding",
+            f"{100 * published.padding_fraction:.2f}% ({published.padding} slots)",
+            f"{100 * plan.padding_fraction:.2f}% ({plan.padding} slots)",
+        ),
+        ("cost", f"{_mmac(published.cost)} MMAC", f"{_mmac(plan.cost)} MMAC"),
+        ("optimal", pub_optimal_text, lib_optimal_text),
+        ("lower bound", str(published.lower_bound), str(plan.lower_bound)),
+        ("solve time", ref_text, f"{_ms(seconds)} (median of {runs} after a warm-up call)"),
+        ("", f"{_ms(pub_seconds)} as the library's 'greenmim'", ""),
+    ]
+    verdict = f"{_fewer(published.num_groups, plan.num_groups)}, {_saved(cost_saved)} of the cost"
+    if speedup is not None:
+        verdict += f", solves {_times(speedup)} faster than the plain-Python published algorithm"
     png = _plot_path(args, "plan", problem)
     plot_plan(
         problem.token_mask,
@@ -299,32 +504,50 @@ def _run_plan(args: argparse.Namespace) -> int:
         problem.shift,
         png,
         title=f"{problem.preset.name}, stage {problem.stage}, mask ratio {problem.mask_ratio}, "
-        f"seed {problem.seed}, {plan.strategy}",
+        f"seed {problem.seed}: {_PUBLISHED} vs the library at g={plan.group_size}",
+        baseline=published,
+        labels=(
+            f"{_PUBLISHED} (strategy greenmim), optimal: {pub_optimal_text}",
+            f"library (strategy {plan.strategy}), optimal: {lib_optimal_text}",
+        ),
     )
-    lines.append(("plot", png))
+    tail = [("library vs published", verdict), ("plot", png)]
     if args.json:
-        lines.append(("json", args.json))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
+        tail.append(("json", args.json))
+    width = max(len(k) for k, *_ in head + table + tail)
+    col = max(len(row[1]) for row in table)
+    for key, value in head:
         print(f"{key:<{width}}  {value}")
+    for key, left, right in table:
+        print(f"{key:<{width}}  {left:<{col}}  {right}".rstrip())
+    for key, value in tail:
+        print(f"{key:<{width}}  {value}")
+    _mismatch_warning(reference.matches)
     if args.json:
         _write_json(
             args.json,
             {
                 **info,
                 "seed": problem.seed,
-                "strategy": plan.strategy,
-                "group_size": plan.group_size,
-                "num_groups": plan.num_groups,
-                "lower_bound": plan.lower_bound,
-                "optimal": bool(plan.optimal),
-                "padding": plan.padding,
-                "padding_fraction": plan.padding_fraction,
-                "cost": plan.cost,
-                "solve_time_ms": 1e3 * seconds,
+                **_plan_numbers(plan, seconds, bool(plan.optimal)),
                 "fills": plan.fills.tolist(),
                 "groups": [g.tolist() for g in plan.groups],
                 "counts": problem.counts.tolist(),
+                "published": {
+                    **_plan_numbers(published, pub_seconds, pub_optimal),
+                    "reference_time_ms": None
+                    if reference.seconds is None
+                    else 1e3 * reference.seconds,
+                    "reference_runs": reference.runs,
+                    "reference_cells": reference.cells,
+                    "reference_matches": reference.matches,
+                    "groups": [g.tolist() for g in published.groups],
+                },
+                "library_vs_published": {
+                    "groups_saved": groups_saved,
+                    "cost_saved_fraction": cost_saved,
+                    "speedup_vs_reference": speedup,
+                },
                 "png": png,
             },
         )
@@ -338,10 +561,14 @@ def _run_plan(args: argparse.Namespace) -> int:
 def _add_sweep_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sweep",
-        help="attention cost against group size for one preset stage",
+        help="attention cost against group size for one preset stage, against the published "
+        "algorithm",
         description="Solve a preset stage at every group size from the largest window count "
         "(GreenMIM's choice) up to the size beyond which no grouping can be cheaper than the "
-        "best found; print a table and write sweep_<preset>_s<stage>.png, optimum marked.",
+        "best found, with every cost relative to the published GreenMIM plan (strategy "
+        "greenmim at the mask's largest count); report the library's packing at that g and its "
+        "sweep over g against it, with solve times (the published algorithm in plain Python); "
+        "print a table and write sweep_<preset>_s<stage>.png, optimum marked.",
     )
     _add_problem_options(parser)
     parser.add_argument(
@@ -351,6 +578,7 @@ def _add_sweep_parser(subparsers: Any) -> None:
         metavar="N",
         help="number of masks (seeds seed, seed+1, ...); the table shows medians (default 1)",
     )
+    _add_reference_option(parser)
     parser.set_defaults(run=_run_sweep)
 
 
@@ -364,23 +592,37 @@ def _cost_cap(best_cost: float, tokens: int, channels: int) -> int:
     return int(math.floor((best_cost / tokens - 4.0 * c * c) / (2.0 * c) + 1e-9))
 
 
+class _MaskResult(NamedTuple):
+    """One mask of a sweep: the published plan, the library's at the same g, and its sweep."""
+
+    problem: _Problem
+    published: Any  # strategy "greenmim" at g = the mask's largest count (the baseline)
+    packing: Any  # the library's strategy at the same g
+    swept: Any  # the library's strategy at the group size its sweep chose
+    sweep_s: float  # median seconds of each solve
+    packing_s: float
+    published_s: float  # the library's "greenmim" (bitset kernel)
+    reference: _ReferenceTime  # the plain-Python published algorithm
+
+    @property
+    def published_optimal(self) -> bool:
+        return _published_optimal(self.published, self.packing)
+
+
 def _sweep_rows(
-    problems: list[_Problem],
-    baselines: list[Any],
-    sizes: range,
-    strategy: str,
-    channels: int,
+    results: list[_MaskResult], sizes: range, strategy: str, channels: int
 ) -> list[dict[str, Any]]:
     """Solve every mask at every group size; one row of medians per size.
 
-    A mask whose largest count exceeds ``g`` cannot be grouped at ``g``; such rows use the masks
-    that fit (``"masks"``) and are never chosen as the optimum.
+    ``relative_cost`` is the cost over the mask's published GreenMIM plan's. A mask whose
+    largest count exceeds ``g`` cannot be grouped at ``g``; such rows use the masks that fit
+    (``"masks"``) and are never chosen as the optimum.
     """
     rows: list[dict[str, Any]] = []
     for g in sizes:
-        fits = [(p, b) for p, b in zip(problems, baselines, strict=True) if p.max_count <= g]
-        plans = [gp.solve(p.counts, g, strategy=strategy, channels=channels) for p, _ in fits]
-        rel = np.array([q.cost / b.cost for q, (_, b) in zip(plans, fits, strict=True)])
+        fits = [r for r in results if r.problem.max_count <= g]
+        plans = [gp.solve(r.problem.counts, g, strategy=strategy, channels=channels) for r in fits]
+        rel = np.array([q.cost / r.published.cost for q, r in zip(plans, fits, strict=True)])
         row: dict[str, Any] = {
             "group_size": g,
             "masks": len(plans),
@@ -390,17 +632,82 @@ def _sweep_rows(
             "relative_cost": float(np.median(rel)),
             "optimal_fraction": float(np.mean([q.optimal for q in plans])),
         }
-        if len(problems) > 1:
+        if len(results) > 1:
+            row["relative_cost_mean"] = float(np.mean(rel))
             row["relative_cost_lo"] = float(np.quantile(rel, 0.1))
             row["relative_cost_hi"] = float(np.quantile(rel, 0.9))
         rows.append(row)
     return rows
 
 
-def _saving(relative: float) -> str:
-    if relative <= 1.0:
-        return f"saves {100 * (1 - relative):.1f}%"
-    return f"costs {100 * (relative - 1):.1f}% more"
+def _savings(library: Sequence[float], published: Sequence[float]) -> dict[str, Any]:
+    """Cost saved against the published plans: per mask, and over the summed cost of all."""
+    lib = np.asarray(library, dtype=np.float64)
+    pub = np.asarray(published, dtype=np.float64)
+    saved = 1.0 - lib / pub
+    return {
+        "cost_saved_total": float(1.0 - lib.sum() / pub.sum()),
+        "cost_saved_mean": float(saved.mean()),
+        "cost_saved_median": float(np.median(saved)),
+        "cost_saved_max": float(saved.max()),
+        "cost_saved_min": float(saved.min()),
+        "masks_cheaper": int(np.sum(saved > 1e-12)),
+        "masks_costlier": int(np.sum(saved < -1e-12)),
+    }
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def _savings_text(s: dict[str, Any], masks: int, *, count: bool = True) -> str:
+    """The savings of :func:`_savings` in one line (``count``: say on how many masks)."""
+    if masks == 1:
+        return f"{_saved(s['cost_saved_total'])} of the cost"
+    text = (
+        f"cost saved: total {_pct(s['cost_saved_total'])}, mean {_pct(s['cost_saved_mean'])}, "
+        f"median {_pct(s['cost_saved_median'])}, max {_pct(s['cost_saved_max'])}"
+    )
+    if count:
+        text += f"; cheaper on {s['masks_cheaper']}/{masks} masks"
+    if s["masks_costlier"]:
+        text += f", costlier on {s['masks_costlier']}"
+    return text
+
+
+def _optimal_cell(fraction: float) -> str:
+    return "yes" if fraction == 1.0 else ("no" if fraction == 0.0 else f"{fraction:.0%}")
+
+
+def _median_ms(values: Sequence[float]) -> float:
+    return 1e3 * float(np.median(values))
+
+
+def _solve_times(results: list[_MaskResult], budget_s: float) -> dict[str, Any]:
+    """Median solve times per mask (ms) and the speed-ups over the plain-Python reference."""
+    timed = [r for r in results if r.reference.seconds is not None]
+    out: dict[str, Any] = {
+        "library_sweep_ms": _median_ms([r.sweep_s for r in results]),
+        "library_packing_ms": _median_ms([r.packing_s for r in results]),
+        "published_library_ms": _median_ms([r.published_s for r in results]),
+        "published_reference_ms": None,
+        "reference_masks": len(timed),
+        "reference_budget_s": budget_s,
+        "reference_matches": None,
+        "speedup_sweep_vs_reference": None,
+        "speedup_packing_vs_reference": None,
+    }
+    if timed:
+        ref = [r.reference.seconds for r in timed]
+        out["published_reference_ms"] = _median_ms(ref)
+        out["reference_matches"] = all(r.reference.matches for r in timed)
+        out["speedup_sweep_vs_reference"] = float(
+            np.median([t / r.sweep_s for t, r in zip(ref, timed, strict=True)])
+        )
+        out["speedup_packing_vs_reference"] = float(
+            np.median([t / r.packing_s for t, r in zip(ref, timed, strict=True)])
+        )
+    return out
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -424,17 +731,83 @@ def _run_sweep(args: argparse.Namespace) -> int:
             f"at least the largest window count {largest} (no window is split)",
             args.max_group_size,
         )
-    swept = [solve(p, "sweep") for p in problems]
-    baselines = [solve(p, None) for p in problems]  # GreenMIM's g = the largest count
+    repeats, budget = (3, 0.1) if many else (5, 1.0)
+    timer = _ReferenceTimer(args.reference_budget)
+    results = []
+    for p in problems:
+        swept, sweep_s, _ = _timed_solve(
+            lambda p=p: solve(p, "sweep"), repeats=repeats, budget_s=budget
+        )
+        packing, packing_s, _ = _timed_solve(
+            lambda p=p: solve(p, None), repeats=repeats, budget_s=budget
+        )
+        published, published_s, _ = _timed_solve(
+            lambda p=p: _published(p), repeats=repeats, budget_s=budget
+        )
+        results.append(
+            _MaskResult(
+                p,
+                published,
+                packing,
+                swept,
+                sweep_s,
+                packing_s,
+                published_s,
+                timer.time(p.counts, published),
+            )
+        )
     low = min(p.max_count for p in problems)
-    high = max(max(s.group_size, _cost_cap(s.cost, s.num_tokens, channels)) for s in swept)
+    high = max(
+        max(r.swept.group_size, _cost_cap(r.swept.cost, r.swept.num_tokens, channels))
+        for r in results
+    )
     if args.max_group_size is not None:
         high = min(high, args.max_group_size)
     high = max(high, largest)
-    rows = _sweep_rows(problems, baselines, range(low, high + 1), strategy, channels)
+    rows = _sweep_rows(results, range(low, high + 1), strategy, channels)
     complete = [r for r in rows if r["masks"] == len(problems)]
     best_row = min(complete, key=lambda r: (r["relative_cost"], r["group_size"]))
     best = int(best_row["group_size"])
+
+    pub_g = float(np.median([r.published.group_size for r in results]))
+    published_row = {
+        "strategy": "greenmim",
+        "group_size": pub_g,
+        "groups": float(np.median([r.published.num_groups for r in results])),
+        "padding_fraction": float(np.median([r.published.padding_fraction for r in results])),
+        "cost": float(np.median([r.published.cost for r in results])),
+        "optimal_fraction": float(np.mean([r.published_optimal for r in results])),
+    }
+    packing = _savings([r.packing.cost for r in results], [r.published.cost for r in results])
+    packing.update(
+        {
+            "group_size_median": pub_g,
+            "library_groups_total": sum(r.packing.num_groups for r in results),
+            "published_groups_total": sum(r.published.num_groups for r in results),
+            "library_groups_median": float(np.median([r.packing.num_groups for r in results])),
+            "published_groups_median": published_row["groups"],
+            "masks_fewer_groups": sum(
+                r.packing.num_groups < r.published.num_groups for r in results
+            ),
+            "masks_more_groups": sum(
+                r.packing.num_groups > r.published.num_groups for r in results
+            ),
+            "library_optimal_fraction": float(np.mean([r.packing.optimal for r in results])),
+            "published_optimal_fraction": published_row["optimal_fraction"],
+        }
+    )
+    packing["groups_saved_total"] = (
+        packing["published_groups_total"] - packing["library_groups_total"]
+    )
+    sweep = _savings([r.swept.cost for r in results], [r.published.cost for r in results])
+    sweep.update(
+        {
+            "group_size_median": float(np.median([r.swept.group_size for r in results])),
+            "groups_median": float(np.median([r.swept.num_groups for r in results])),
+            "optimal_fraction": float(np.mean([r.swept.optimal for r in results])),
+        }
+    )
+    times = _solve_times(results, args.reference_budget)
 
     info = first.describe()
     print(first.preset.summary(first.stage))
@@ -443,66 +816,123 @@ def _run_sweep(args: argparse.Namespace) -> int:
         f"{'shifted' if first.shift else 'unshifted'} windows (shift {first.shift}), "
         f"{info['nonempty_windows']}/{info['windows']} non-empty windows, "
         f"{info['visible_tokens']} visible tokens, strategy {strategy}, C={channels}, "
-        + (f"{args.masks} masks (seeds {args.seed}..)" if many else f"seed {args.seed}")
+        + (
+            f"{args.masks} masks (seeds {args.seed}..{args.seed + args.masks - 1})"
+            if many
+            else f"seed {args.seed}"
+        )
+    )
+    print(
+        f"relative = cost / the {_PUBLISHED} plan's (strategy greenmim at the mask's own largest "
+        "count)"
     )
     if many:
-        print("medians over the masks that fit each g; relative = cost / cost at the mask's own")
-        print("largest count (GreenMIM's choice)")
+        print("the table: medians (and the mean of relative) over the masks that fit each g")
     header = f"{'g':>5}  {'groups':>7}  {'padding %':>9}  {'cost MMAC':>10}  {'relative':>8}"
     if many:
-        header += f"  {'p10-p90':>13}  {'masks':>5}"
-    print(header + f"  {'optimal':>7}")
-    for row in rows:
+        header += f"  {'mean':>6}  {'p10-p90':>13}  {'masks':>5}"
+    header += f"  {'optimal':>7}"
+    print(header)
+
+    def table_line(row: dict[str, Any], rel: str, mean: str, band: str) -> str:
         line = (
-            f"{row['group_size']:>5}  {row['groups']:>7g}  "
-            f"{100 * row['padding_fraction']:>9.1f}  {_mmac(row['cost']):>10}  "
-            f"{row['relative_cost']:>8.3f}"
+            f"{row['group_size']:>5g}  {row['groups']:>7g}  "
+            f"{100 * row['padding_fraction']:>9.1f}  {_mmac(row['cost']):>10}  {rel:>8}"
         )
         if many:
-            band = f"{row['relative_cost_lo']:.3f}-{row['relative_cost_hi']:.3f}"
-            line += f"  {band:>13}  {row['masks']:>5}"
-        frac = row["optimal_fraction"]
-        line += f"  {'yes' if frac == 1.0 else ('no' if frac == 0.0 else f'{frac:.0%}'):>7}"
+            line += f"  {mean:>6}  {band:>13}  {row.get('masks', len(results)):>5}"
+        return line + f"  {_optimal_cell(row['optimal_fraction']):>7}"
+
+    print(table_line(published_row, "1.000", "1.000", "1.000-1.000") + f"  {_PUBLISHED} (baseline)")
+    print("-" * len(header))
+    for row in rows:
+        line = table_line(
+            row,
+            f"{row['relative_cost']:.3f}",
+            f"{row.get('relative_cost_mean', 0.0):.3f}",
+            f"{row.get('relative_cost_lo', 0.0):.3f}-{row.get('relative_cost_hi', 0.0):.3f}",
+        )
         notes = []
         if not many and row["group_size"] == low:
-            notes.append("GreenMIM (g = max count)")
+            notes.append("library at GreenMIM's g")
         if row["group_size"] == best:
             notes.append("<- optimum")
         if notes:
             line += "  " + ", ".join(notes)
         print(line)
 
-    solver_rel = [s.cost / b.cost for s, b in zip(swept, baselines, strict=True)]
+    n = len(results)
     if many:
         print(
-            f"best fixed g for all {len(problems)} masks: g={best}, median relative cost "
-            f"{best_row['relative_cost']:.3f} ({_saving(best_row['relative_cost'])})"
+            f"library ({strategy}) vs {_PUBLISHED} (strategy greenmim at each mask's largest "
+            f"count), {n} masks:"
         )
         print(
-            f"solver sweep, per mask: median g={np.median([s.group_size for s in swept]):g}, "
-            f"median relative cost {np.median(solver_rel):.3f} "
-            f"({_saving(float(np.median(solver_rel)))})"
+            f"  (a) packing at GreenMIM's g:  fewer groups on {packing['masks_fewer_groups']}/{n} "
+            f"masks"
+            + (f", more on {packing['masks_more_groups']}" if packing["masks_more_groups"] else "")
+            + f" ({packing['library_groups_total']} vs {packing['published_groups_total']} "
+            f"groups in all); {_savings_text(packing, n, count=False)}"
         )
+        print(
+            f"  (b) sweep over group sizes:   median g={sweep['group_size_median']:g}; "
+            f"{_savings_text(sweep, n)}"
+        )
+        print(
+            f"  best single g for all masks:  g={best}, relative cost median "
+            f"{best_row['relative_cost']:.3f}, mean {best_row['relative_cost_mean']:.3f}"
+        )
+        print("  (total = over the summed cost of all masks, i.e. what a run of such steps saves)")
     else:
-        s = swept[0]
+        r = results[0]
         print(
-            f"optimum: g={best}, relative cost {best_row['relative_cost']:.3f} "
-            f"({_saving(best_row['relative_cost'])} against GreenMIM's g={low}); "
-            f"solver sweep: g={s.group_size}, {s.num_groups} groups"
+            f"{_PUBLISHED} at g={r.published.group_size}: {r.published.num_groups} groups, "
+            f"{_mmac(r.published.cost)} MMAC, optimal: {_optimal_text(r.published, r.packing)}"
         )
-        if not math.isclose(s.cost, best_row["cost"], rel_tol=1e-12):
+        print(
+            f"  (a) library packing at the same g:  {r.packing.num_groups} groups"
+            f"{' (proven optimal)' if r.packing.optimal else ''}, "
+            f"{_fewer(r.published.num_groups, r.packing.num_groups)}, {_savings_text(packing, 1)}"
+        )
+        print(
+            f"  (b) library sweep over g:           g={r.swept.group_size}, "
+            f"{r.swept.num_groups} groups, {_savings_text(sweep, 1)}"
+        )
+        if not math.isclose(r.swept.cost, best_row["cost"], rel_tol=1e-12):
             print(
-                f"note: the solver's sweep (g={s.group_size}, {_mmac(s.cost)} MMAC) and the "
-                f"table's best (g={best}, {_mmac(best_row['cost'])} MMAC) differ"
+                f"note: the solver's sweep (g={r.swept.group_size}, {_mmac(r.swept.cost)} MMAC) "
+                f"and the table's best (g={best}, {_mmac(best_row['cost'])} MMAC) differ"
             )
+    per = "per mask, medians" if many else "median of repeats"
+    line = (
+        f"solve time ({per}): library sweep over g {times['library_sweep_ms']:.3f} ms, library "
+        f"packing {times['library_packing_ms']:.3f} ms; {_PUBLISHED} "
+    )
+    if times["published_reference_ms"] is None:
+        line += f"in plain Python skipped (over --reference-budget {args.reference_budget:g} s)"
+    else:
+        line += (
+            f"in plain Python {times['published_reference_ms']:.3f} ms"
+            + (f" ({times['reference_masks']}/{n} masks timed)" if many else "")
+            + f": the library's whole sweep is {_times(times['speedup_sweep_vs_reference'])} "
+            f"faster than the published algorithm at its one g, its packing "
+            f"{_times(times['speedup_packing_vs_reference'])}"
+        )
+    print(line)
+    _mismatch_warning(times["reference_matches"])
 
     png = _plot_path(args, "sweep", first)
+    packing_rel = [r.packing.cost / r.published.cost for r in results]
     plot_sweep(
         complete if many else rows,
         png,
         best,
         title=f"{first.preset.name}, stage {first.stage}, mask ratio {first.mask_ratio}, "
         f"C={channels}, {strategy}" + (f", {args.masks} masks" if many else ""),
+        label=f"library ({strategy}), best packing at each g",
+        baseline_label=f"{_PUBLISHED} (g = max count)",
+        baseline_group_size=pub_g,
+        packing_relative=float(np.mean(packing_rel)),
     )
     print(f"plot: {png}")
     if args.json:
@@ -511,25 +941,44 @@ def _run_sweep(args: argparse.Namespace) -> int:
             "strategy": strategy,
             "masks": args.masks,
             "seeds": [p.seed for p in problems],
+            "baseline": "the published GreenMIM plan (strategy greenmim) at the mask's largest "
+            "count: relative_cost = cost / its cost",
             "rows": rows,
             "best_group_size": best,
             "best_relative_cost": best_row["relative_cost"],
+            "published": published_row,
+            "packing_vs_published": packing,
+            "sweep_vs_published": sweep,
+            "solve_times": times,
             "solver_sweep": [
                 {
-                    "seed": p.seed,
-                    "max_count": p.max_count,
-                    "group_size": s.group_size,
-                    "num_groups": s.num_groups,
-                    "optimal": bool(s.optimal),
-                    "cost": s.cost,
-                    "baseline_cost": b.cost,
-                    "relative_cost": s.cost / b.cost,
+                    "seed": r.problem.seed,
+                    "max_count": r.problem.max_count,
+                    "group_size": r.swept.group_size,
+                    "num_groups": r.swept.num_groups,
+                    "optimal": bool(r.swept.optimal),
+                    "cost": r.swept.cost,
+                    "baseline_cost": r.published.cost,
+                    "relative_cost": r.swept.cost / r.published.cost,
+                    "published_groups": r.published.num_groups,
+                    "published_optimal": r.published_optimal,
+                    "packing_groups": r.packing.num_groups,
+                    "packing_optimal": bool(r.packing.optimal),
+                    "packing_cost": r.packing.cost,
+                    "sweep_time_ms": 1e3 * r.sweep_s,
+                    "packing_time_ms": 1e3 * r.packing_s,
+                    "published_time_ms": 1e3 * r.published_s,
+                    "reference_time_ms": None
+                    if r.reference.seconds is None
+                    else 1e3 * r.reference.seconds,
+                    "reference_matches": r.reference.matches,
                 }
-                for p, s, b in zip(problems, swept, baselines, strict=True)
+                for r in results
             ],
             "png": png,
         }
         if many:  # per mask in solver_sweep; the first mask's alone would mislead
+            payload["best_mean_relative_cost"] = best_row["relative_cost_mean"]
             for key in ("max_count", "visible_tokens", "nonempty_windows"):
                 del payload[key]
         _write_json(args.json, payload)

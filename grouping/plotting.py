@@ -72,6 +72,105 @@ def _boundaries(side: int, window: int, shift: int) -> list[int]:
     return [0, *inner, side]
 
 
+_EMPTY = 0.08  # grey level of the tokens of empty windows
+_MASKED_SHADE = 0.3  # masked tokens of a grouped window: its group colour times this
+_NUMBERED_WINDOWS = 24  # number the groups inside the windows up to this many windows a side
+
+
+def _plan_image(mask: NDArray[np.bool_], plan: GroupingPlan, ids: NDArray[np.int64]) -> Any:
+    """RGB ``[H, W, 3]``: group colour on visible tokens, a dark shade of it on masked ones."""
+    colors = group_colors(plan.num_groups)
+    group = plan.group_of[ids]  # [H, W], -1 for empty windows
+    image = np.full((*mask.shape, 3), _EMPTY)
+    grouped = group >= 0
+    image[grouped] = colors[group[grouped]]
+    image[grouped & ~mask] *= _MASKED_SHADE
+    image[~grouped & mask] = 1.0  # cannot happen for a valid plan; shown white if it does
+    return image
+
+
+def _draw_plan(
+    ax: Any,
+    mask: NDArray[np.bool_],
+    plan: GroupingPlan,
+    window: int,
+    shift: int,
+    ids: NDArray[np.int64],
+    heading: str | None,
+    numbered: bool,
+    claim: bool,
+) -> None:
+    """One panel: the plan's image, window boundaries, group numbers, its numbers as title."""
+    h, w = mask.shape
+    ax.imshow(_plan_image(mask, plan, ids), extent=(0, w, h, 0), interpolation="nearest")
+    xs, ys = _boundaries(w, window, shift), _boundaries(h, window, shift)
+    line = max(0.3, min(1.5, 60.0 / max(h, w)))
+    for x in xs:
+        ax.axvline(x, color="white", linewidth=line)
+    for y in ys:
+        ax.axhline(y, color="white", linewidth=line)
+    if numbered:  # the group number (1 = packed first) at the centre of every grouped window
+        group_of = plan.group_of
+        size = max(5.0, min(9.0, 64.0 / max(len(xs), len(ys))))
+        for r in range(len(ys) - 1):
+            for c in range(len(xs) - 1):
+                k = int(group_of[ids[ys[r], xs[c]]])
+                if k >= 0:
+                    ax.text(
+                        (xs[c] + xs[c + 1]) / 2,
+                        (ys[r] + ys[r + 1]) / 2,
+                        str(k + 1),
+                        ha="center",
+                        va="center",
+                        fontsize=size,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8, "lw": 0},
+                    )
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    optimal = f", {'optimal' if plan.optimal else 'not proven optimal'}" if claim else ""
+    stats = (
+        f"g={plan.group_size}, {plan.num_groups} groups (lower bound {plan.lower_bound}"
+        f"{optimal}),\n"
+        f"padding {100 * plan.padding_fraction:.2f}%"
+        + (f", cost {plan.cost / 1e6:.2f} MMAC" if np.isfinite(plan.cost) else "")
+    )
+    ax.set_title(stats if heading is None else f"{heading}\n{stats}", fontsize=9)
+
+
+def _plan_legend(fig: Any, numbered: bool) -> None:
+    """What the plan panels draw, as a legend under them."""
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    colors = group_colors(4)
+    number = "; the number in a window is its group, 1 = packed first" if numbered else ""
+    handles = [
+        tuple(Patch(fc=c, ec="none") for c in colors),
+        tuple(Patch(fc=c * _MASKED_SHADE, ec="none") for c in colors),
+        Patch(fc=(_EMPTY,) * 3, ec="none"),
+        Line2D([], [], color="white", linewidth=2),
+    ]
+    labels = [
+        f"visible tokens: colour = their window's group, one colour per group{number}",
+        "masked tokens of a grouped window: a dark shade of its group's colour",
+        "empty window (all tokens masked): in no group",
+        "window boundary",
+    ]
+    legend = fig.legend(
+        handles,
+        labels,
+        handler_map={tuple: HandlerTuple(ndivide=None, pad=0)},
+        handlelength=4,
+        loc="outside lower center",
+        ncols=1,
+        fontsize=8,
+    )
+    legend.get_frame().set_facecolor("0.75")
+
+
 def plot_plan(
     token_mask: ArrayLike,
     plan: GroupingPlan,
@@ -80,13 +179,19 @@ def plot_plan(
     path: str | os.PathLike[str],
     *,
     title: str | None = None,
+    baseline: GroupingPlan | None = None,
+    labels: tuple[str, str] | None = None,
     dpi: int = 120,
 ) -> None:
     """Draw a 2-D mask with every window coloured by its group and write it as a PNG.
 
     Visible tokens take their group's colour, masked tokens a dark shade of it, and tokens of
-    empty windows (which belong to no group) are near black. Window boundaries are drawn as
-    lines; the title gives group size, groups, the lower bound, optimality and padding.
+    empty windows (which belong to no group) are near black; where the window grid is small
+    enough, every grouped window shows its group number (1 = packed first). Window boundaries
+    are white lines; a legend under the panels says all this, and each panel's title gives its
+    group size, groups, lower bound, optimality, padding and cost. With ``baseline`` (e.g. the
+    published algorithm's plan of the same mask) the two plans are drawn side by side, the
+    baseline on the left.
 
     Args:
         token_mask: bool ``[H, W]``, True = visible.
@@ -94,11 +199,16 @@ def plot_plan(
         window: window side in tokens.
         shift: partition offset in tokens (``0 <= shift < window``).
         path: the PNG file to write (parent directories are created).
-        title: a first title line (e.g. the preset); the plan's numbers follow it.
+        title: the figure title (e.g. the preset).
+        baseline: an optional second plan of the same windows, drawn on the left.
+        labels: panel headings ``(baseline's, plan's)``, used only with ``baseline``; when
+            given, they say what is known about optimality (e.g. from the other plan's bound)
+            and the panel titles no longer repeat each plan's own claim. Default: each plan's
+            strategy, with its own claim in the title.
         dpi: resolution of the PNG.
 
     Raises:
-        GroupingValueError: if the mask is not a 2-D bool array or the plan was solved for a
+        GroupingValueError: if the mask is not a 2-D bool array or a plan was solved for a
             different number of windows.
         ImportError: if matplotlib is not installed.
     """
@@ -107,40 +217,34 @@ def plot_plan(
         raise invalid("token_mask", "a 2-D bool array (True = visible)", mask)
     ids = window_index(mask.shape, window, shift=shift)
     num_windows = int(ids.max()) + 1
-    if plan.num_windows != num_windows:
-        raise invalid(
-            "plan",
-            f"a plan over the {num_windows} windows of this mask (window {window}, shift {shift})",
-            plan,
-        )
-    colors = group_colors(plan.num_groups)
-    group = plan.group_of[ids]  # [H, W], -1 for empty windows
-    image = np.full((*mask.shape, 3), 0.08)
-    grouped = group >= 0
-    image[grouped] = colors[group[grouped]]
-    image[grouped & ~mask] *= 0.3
-    image[~grouped & mask] = 1.0  # cannot happen for a valid plan; shown white if it does
-
+    plans = [plan] if baseline is None else [baseline, plan]
+    for name, p in zip(("plan", "baseline"), plans[::-1], strict=False):
+        if p.num_windows != num_windows:
+            raise invalid(
+                name,
+                f"a plan over the {num_windows} windows of this mask (window {window}, "
+                f"shift {shift})",
+                p,
+            )
     h, w = mask.shape
-    side = 7.0
-    fig = _figure(side * min(1.0, w / h) + 0.4, side * min(1.0, h / w) + 0.8)
-    ax = fig.add_subplot()
-    ax.imshow(image, extent=(0, w, h, 0), interpolation="nearest")
-    line = max(0.3, min(1.5, 60.0 / max(h, w)))
-    for x in _boundaries(w, window, shift):
-        ax.axvline(x, color="white", linewidth=line)
-    for y in _boundaries(h, window, shift):
-        ax.axhline(y, color="white", linewidth=line)
-    ax.set_xlim(0, w)
-    ax.set_ylim(h, 0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    numbers = (
-        f"g={plan.group_size}, {plan.num_groups} groups (lower bound {plan.lower_bound}, "
-        f"{'optimal' if plan.optimal else 'not proven optimal'}), "
-        f"padding {100 * plan.padding_fraction:.2f}%"
-    )
-    ax.set_title(numbers if title is None else f"{title}\n{numbers}", fontsize=10)
+    numbered = max(len(_boundaries(h, window, shift)), len(_boundaries(w, window, shift))) - 1
+    numbered = numbered <= _NUMBERED_WINDOWS
+    side = 6.0
+    panel_w, panel_h = side * min(1.0, w / h), side * min(1.0, h / w)
+    fig = _figure(panel_w * len(plans) + 0.4, panel_h + 1.9)
+    claim = labels is None
+    if baseline is None:
+        headings: list[str | None] = [None]
+    elif labels is None:
+        headings = [f"baseline ({baseline.strategy})", f"plan ({plan.strategy})"]
+    else:
+        headings = list(labels)
+    for k, (p, heading) in enumerate(zip(plans, headings, strict=True)):
+        ax = fig.add_subplot(1, len(plans), k + 1)
+        _draw_plan(ax, mask, p, window, shift, ids, heading, numbered, claim)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _plan_legend(fig, numbered)
     _save(fig, path, dpi)
 
 
@@ -150,18 +254,27 @@ def plot_sweep(
     best: int,
     *,
     title: str | None = None,
+    label: str = "library, best packing at each g",
+    baseline_label: str = "published GreenMIM (g = max count)",
+    baseline_group_size: float | None = None,
+    packing_relative: float | None = None,
     dpi: int = 120,
 ) -> None:
-    """Plot attention cost relative to GreenMIM's choice against group size; mark the optimum.
+    """Plot attention cost relative to a baseline against group size; mark the optimum.
 
     Args:
         rows: one mapping per group size with ``"group_size"`` and ``"relative_cost"`` (cost
-            over the cost at g = the largest count, GreenMIM's choice); optional
-            ``"relative_cost_lo"``/``"relative_cost_hi"`` draw a band (e.g. the 10-90 % range
-            over many masks).
+            over the baseline's cost, e.g. the published GreenMIM plan at g = the largest
+            count); optional ``"relative_cost_lo"``/``"relative_cost_hi"`` draw a band (e.g. the
+            10-90 % range over many masks) and ``"relative_cost_mean"`` a dashed mean curve.
         path: the PNG file to write (parent directories are created).
         best: the group size to mark as the optimum (must be one of the rows').
         title: the figure title.
+        label: legend entry of the curve.
+        baseline_label: legend entry of the baseline (the dashed line at 1).
+        baseline_group_size: where to mark the baseline's own plan on the line at 1 (its g).
+        packing_relative: with ``baseline_group_size``, the relative cost of the curve's
+            packing at the baseline's g (marked, so a packing win at that g is visible).
         dpi: resolution of the PNG.
 
     Raises:
@@ -174,28 +287,73 @@ def plot_sweep(
     rel = np.array([float(r["relative_cost"]) for r in rows])
     if best not in g:
         raise invalid("best", f"one of the rows' group sizes {g.min()}..{g.max()}", best)
-    fig = _figure(6.4, 4.0)
+    fig = _figure(7.2, 5.6)
     ax = fig.add_subplot()
-    if all("relative_cost_lo" in r and "relative_cost_hi" in r for r in rows):
+    many = all("relative_cost_lo" in r and "relative_cost_hi" in r for r in rows)
+    if many:
         lo = np.array([float(r["relative_cost_lo"]) for r in rows])
         hi = np.array([float(r["relative_cost_hi"]) for r in rows])
         ax.fill_between(g, lo, hi, color="tab:blue", alpha=0.2, label="10-90 % over masks")
-    ax.plot(g, rel, marker="o", markersize=3, color="tab:blue", label="cost / GreenMIM's")
-    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="GreenMIM (g = max count)")
+    ax.plot(
+        g,
+        rel,
+        marker="o",
+        markersize=3,
+        color="tab:blue",
+        label=f"{label} (median)" if many else label,
+    )
+    if all("relative_cost_mean" in r for r in rows):
+        mean = np.array([float(r["relative_cost_mean"]) for r in rows])
+        ax.plot(g, mean, color="tab:blue", linestyle=":", linewidth=1.2, label=f"{label} (mean)")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label=f"{baseline_label} = 1")
+    if baseline_group_size is not None:
+        ax.plot(
+            [baseline_group_size],
+            [1.0],
+            marker="s",
+            markersize=15,
+            markerfacecolor="none",
+            markeredgecolor="black",
+            markeredgewidth=1.5,
+            linestyle="none",
+            zorder=4,
+            label=f"{baseline_label.split(' (')[0]}'s own plan (g={baseline_group_size:g})",
+        )
+        if packing_relative is not None:
+            if packing_relative < 1.0:  # the packing's win at the baseline's own g
+                ax.annotate(
+                    "",
+                    xy=(baseline_group_size, packing_relative),
+                    xytext=(baseline_group_size, 1.0),
+                    arrowprops={"arrowstyle": "->", "color": "tab:green", "linewidth": 1.2},
+                    zorder=3,
+                )
+            ax.plot(
+                [baseline_group_size],
+                [packing_relative],
+                marker="D",
+                markersize=11,
+                color="tab:green",
+                linestyle="none",
+                zorder=4,
+                label=f"library's packing at that g ({100 * (1 - packing_relative):.1f}% saved"
+                + (", mean)" if many else ")"),
+            )
     k = int(np.flatnonzero(g == best)[0])
     ax.plot(
         [best],
         [rel[k]],
         marker="*",
-        markersize=14,
+        markersize=13,
         color="tab:red",
         linestyle="none",
-        label=f"optimum g={best} ({100 * (1 - rel[k]):.1f}% saved)",
+        zorder=5,
+        label=f"optimum g={best} ({100 * (1 - rel[k]):.1f}% saved" + (", median)" if many else ")"),
     )
     ax.set_xlabel("group size g (tokens)")
-    ax.set_ylabel("attention cost relative to g = max count")
+    ax.set_ylabel(f"attention cost / {baseline_label.split(' (')[0]}'s")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7.5)
     if title:
         ax.set_title(title, fontsize=10)
     _save(fig, path, dpi)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 import grouping as gp
 from grouping.cli import main
 from grouping.presets import PRESETS, Preset, get_preset, preset_counts, preset_names
+from grouping.testing.reference import greenmim_reference
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -243,7 +245,11 @@ def test_sweep_prints_table_writes_png_and_json(tmp_path, capsys):
     rows = data["rows"]
     _, counts = preset_counts("swin-b-224-w7", seed=2)
     assert rows[0]["group_size"] == counts.max()
-    assert rows[0]["relative_cost"] == pytest.approx(1.0)  # GreenMIM's own choice
+    published = gp.solve(counts.ravel(), strategy="greenmim", channels=128)  # the baseline
+    assert rows[0]["relative_cost"] == pytest.approx(
+        gp.solve(counts.ravel(), channels=128).cost / published.cost
+    )
+    assert "published GreenMIM (baseline)" in text
     sizes = [r["group_size"] for r in rows]
     assert sizes == list(range(sizes[0], sizes[0] + len(sizes)))
     assert data["best_group_size"] in sizes
@@ -258,6 +264,7 @@ def test_sweep_prints_table_writes_png_and_json(tmp_path, capsys):
         plan = gp.solve(counts.ravel(), row["group_size"], channels=128)
         assert row["groups"] == plan.num_groups
         assert row["cost"] == pytest.approx(plan.cost)
+        assert row["relative_cost"] == pytest.approx(plan.cost / published.cost)
 
 
 def test_sweep_several_masks_and_a_cap(tmp_path, capsys):
@@ -288,6 +295,198 @@ def test_sweep_several_masks_and_a_cap(tmp_path, capsys):
     assert (tmp_path / "sweep_swin-b-192-w6_s0.png").exists()
 
 
+# ---------------------------------------------------------------------------------------------
+# The published algorithm next to the library's choice
+
+
+def _table_row(text: str, key: str) -> list[str]:
+    """The cells of the plan table's row ``key`` (split on runs of two or more spaces)."""
+    (line,) = [ln for ln in text.splitlines() if re.match(rf"{key}\s{{2,}}", ln)]
+    return re.split(r"\s{2,}", line.strip())[1:]
+
+
+@pytest.mark.parametrize("seed", [0, 1])  # seed 1: the published plan needs one group more
+def test_plan_compares_with_the_published_algorithm(seed, tmp_path, capsys):
+    report = tmp_path / "plan.json"
+    argv = ["plan", "--preset", "swin-b-224-w7", "--seed", str(seed), "--out", str(tmp_path)]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    _, counts = preset_counts("swin-b-224-w7", seed=seed)
+    counts = counts.ravel()
+    g = data["group_size"]
+    expected = gp.solve(counts, g, strategy="greenmim", channels=128)
+    pub = data["published"]
+    assert pub["strategy"] == "greenmim" and pub["group_size"] == g
+    assert pub["groups"] == [x.tolist() for x in expected.groups]
+    assert pub["groups"] == greenmim_reference(counts.tolist(), g)  # the published algorithm
+    assert pub["num_groups"] == expected.num_groups and pub["lower_bound"] == expected.lower_bound
+    assert pub["cost"] == pytest.approx(gp.attention_cost(pub["num_groups"], g, 128))
+    assert pub["padding_fraction"] == pytest.approx(expected.padding_fraction)
+    assert pub["optimal"] == (pub["num_groups"] <= max(pub["lower_bound"], data["lower_bound"]))
+    assert pub["reference_matches"] is True and pub["reference_runs"] >= 1
+    assert pub["reference_time_ms"] > 0 and pub["reference_cells"] > 0
+
+    assert data["num_groups"] <= pub["num_groups"]  # auto is never worse than the published
+    versus = data["library_vs_published"]
+    assert versus["groups_saved"] == pub["num_groups"] - data["num_groups"]
+    assert versus["cost_saved_fraction"] == pytest.approx(1 - data["cost"] / pub["cost"])
+    assert versus["speedup_vs_reference"] == pytest.approx(
+        pub["reference_time_ms"] / data["solve_time_ms"]
+    )
+
+    assert _table_row(text, "groups") == [str(pub["num_groups"]), str(data["num_groups"])]
+    assert _table_row(text, "lower bound") == [str(pub["lower_bound"]), str(data["lower_bound"])]
+    assert _table_row(text, "strategy") == ["greenmim", "auto"]
+    (header,) = [ln for ln in text.splitlines() if ln.lstrip().startswith("published GreenMIM")]
+    assert re.split(r"\s{2,}", header.strip()) == ["published GreenMIM", "library (auto)"]
+    assert "plain Python" in _table_row(text, "solve time")[0]
+    saved = versus["groups_saved"]
+    assert f"{saved} group{'' if saved == 1 else 's'} fewer" in text
+    assert f"saves {100 * versus['cost_saved_fraction']:.1f}% of the cost" in text
+    assert "faster than the plain-Python published algorithm" in text
+    optimal = _table_row(text, "optimal")
+    assert optimal[1] == "yes (proven)"
+    assert optimal[0].startswith("yes" if pub["optimal"] else "no")
+    png = tmp_path / "plan_swin-b-224-w7_s0.png"
+    assert png.exists() and _is_png(png)
+
+
+def test_plan_reference_budget_zero_skips_the_plain_python_run(tmp_path, capsys):
+    report = tmp_path / "plan.json"
+    argv = ["plan", "--preset", "swin-t-224-w7", "--reference-budget", "0", "--out", str(tmp_path)]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    assert _table_row(text, "solve time")[0].startswith("skipped")
+    data = json.loads(report.read_text())
+    assert data["published"]["reference_time_ms"] is None
+    assert data["published"]["reference_matches"] is None
+    assert data["library_vs_published"]["speedup_vs_reference"] is None
+
+
+def test_sweep_reports_packing_and_sweep_against_the_published_plan(tmp_path, capsys):
+    report = tmp_path / "sweep.json"
+    argv = ["sweep", "--preset", "swin-b-224-w7", "--masks", "6", "--reference-budget", "60"]
+    assert main([*argv, "--out", str(tmp_path), "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    per_mask = data["solver_sweep"]
+    assert [m["seed"] for m in per_mask] == list(range(6))
+    pub_costs, packing_costs, sweep_costs = [], [], []
+    for m in per_mask:
+        _, counts = preset_counts("swin-b-224-w7", seed=m["seed"])
+        counts = counts.ravel()
+        published = gp.solve(counts, strategy="greenmim", channels=128)
+        packing = gp.solve(counts, channels=128)
+        assert m["published_groups"] == published.num_groups
+        assert m["baseline_cost"] == pytest.approx(published.cost)
+        assert m["packing_groups"] == packing.num_groups <= published.num_groups
+        assert m["packing_cost"] == pytest.approx(packing.cost)
+        assert m["cost"] <= m["packing_cost"] * (1 + 1e-12)  # the sweep includes that g
+        assert m["relative_cost"] == pytest.approx(m["cost"] / m["baseline_cost"])
+        assert m["reference_matches"] is True
+        pub_costs.append(published.cost)
+        packing_costs.append(packing.cost)
+        sweep_costs.append(m["cost"])
+
+    pack = data["packing_vs_published"]
+    fewer = sum(m["packing_groups"] < m["published_groups"] for m in per_mask)
+    assert pack["masks_fewer_groups"] == pack["masks_cheaper"] == fewer
+    assert pack["masks_more_groups"] == pack["masks_costlier"] == 0
+    assert pack["published_groups_total"] == sum(m["published_groups"] for m in per_mask)
+    assert pack["library_groups_total"] == sum(m["packing_groups"] for m in per_mask)
+    assert (
+        pack["groups_saved_total"] == pack["published_groups_total"] - pack["library_groups_total"]
+    )
+    saved = 1 - np.array(packing_costs) / np.array(pub_costs)
+    assert pack["cost_saved_total"] == pytest.approx(1 - sum(packing_costs) / sum(pub_costs))
+    assert pack["cost_saved_mean"] == pytest.approx(saved.mean())
+    assert pack["cost_saved_median"] == pytest.approx(np.median(saved))
+    assert pack["cost_saved_max"] == pytest.approx(saved.max())
+    assert pack["cost_saved_min"] >= -1e-12
+    sweep = data["sweep_vs_published"]
+    assert sweep["cost_saved_total"] == pytest.approx(1 - sum(sweep_costs) / sum(pub_costs))
+    assert sweep["cost_saved_total"] >= pack["cost_saved_total"] - 1e-12
+    assert sweep["masks_costlier"] == 0
+    published_row = data["published"]
+    assert published_row["strategy"] == "greenmim"
+    assert published_row["groups"] == np.median([m["published_groups"] for m in per_mask])
+    assert published_row["cost"] == pytest.approx(np.median(pub_costs))
+    assert data["baseline"].startswith("the published GreenMIM plan")
+    times = data["solve_times"]
+    assert times["reference_masks"] == 6 and times["reference_matches"] is True
+    for key in ("library_sweep_ms", "library_packing_ms", "published_library_ms"):
+        assert times[key] > 0
+    assert times["published_reference_ms"] == pytest.approx(
+        np.median([m["reference_time_ms"] for m in per_mask])
+    )
+    assert times["speedup_sweep_vs_reference"] > 0
+
+    for row in data["rows"]:  # relative to each mask's published plan, medians and means
+        rel = []
+        for m, pub_cost in zip(per_mask, pub_costs, strict=True):
+            if m["max_count"] <= row["group_size"]:
+                _, counts = preset_counts("swin-b-224-w7", seed=m["seed"])
+                rel.append(
+                    gp.solve(counts.ravel(), row["group_size"], channels=128).cost / pub_cost
+                )
+        assert row["masks"] == len(rel)
+        assert row["relative_cost"] == pytest.approx(np.median(rel))
+        assert row["relative_cost_mean"] == pytest.approx(np.mean(rel))
+
+    assert "published GreenMIM (baseline)" in text
+    (line_a,) = [ln for ln in text.splitlines() if "(a) packing at GreenMIM's g" in ln]
+    assert f"fewer groups on {fewer}/6 masks" in line_a
+    assert f"total {100 * pack['cost_saved_total']:.1f}%" in line_a
+    assert f"median {100 * pack['cost_saved_median']:.1f}%" in line_a
+    (line_b,) = [ln for ln in text.splitlines() if "(b) sweep over group sizes" in ln]
+    assert f"total {100 * sweep['cost_saved_total']:.1f}%" in line_b
+    assert "in plain Python" in text and "(6/6 masks timed)" in text
+    png = tmp_path / "sweep_swin-b-224-w7_s0.png"
+    assert png.exists() and _is_png(png)
+
+
+def test_single_mask_sweep_headline(tmp_path, capsys):
+    report = tmp_path / "sweep.json"
+    argv = ["sweep", "--preset", "swin-b-224-w7", "--seed", "1", "--out", str(tmp_path)]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    (m,) = data["solver_sweep"]
+    assert f"published GreenMIM at g={data['max_count']}: {m['published_groups']} groups" in text
+    (line_a,) = [ln for ln in text.splitlines() if "(a) library packing at the same g" in ln]
+    saved = data["packing_vs_published"]["cost_saved_total"]
+    assert f"{m['packing_groups']} groups" in line_a and f"saves {100 * saved:.1f}%" in line_a
+    assert saved == pytest.approx(1 - m["packing_cost"] / m["baseline_cost"])
+    (line_b,) = [ln for ln in text.splitlines() if "(b) library sweep over g" in ln]
+    assert f"g={m['group_size']}" in line_b
+    (row,) = [
+        ln
+        for ln in text.splitlines()
+        if ln.rstrip().endswith("library at GreenMIM's g")
+        or "library at GreenMIM's g, <- optimum" in ln
+    ]
+    assert row.split()[0] == str(data["max_count"])  # the table row at the published g
+
+
+def test_plots_check_their_inputs(tmp_path):
+    from grouping.plotting import plot_plan, plot_sweep
+
+    token_mask, counts = preset_counts("swin-b-224-w7", stage=2, seed=0)
+    plan = gp.solve(counts, channels=512)
+    other = gp.solve(np.ones(5, dtype=np.int64))
+    with pytest.raises(gp.GroupingValueError, match="baseline"):
+        plot_plan(token_mask, plan, 7, 0, tmp_path / "x.png", baseline=other)
+    plot_plan(token_mask, plan, 7, 0, tmp_path / "p.png", baseline=plan, title="t")
+    assert _is_png(tmp_path / "p.png")
+    rows = [{"group_size": 9, "relative_cost": 1.0}, {"group_size": 10, "relative_cost": 0.9}]
+    with pytest.raises(gp.GroupingValueError, match="best"):
+        plot_sweep(rows, tmp_path / "y.png", 11)
+    plot_sweep(rows, tmp_path / "s.png", 10, baseline_group_size=9, packing_relative=0.95)
+    assert _is_png(tmp_path / "s.png")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -303,6 +502,8 @@ def test_sweep_several_masks_and_a_cap(tmp_path, capsys):
         ["plan", "--preset", "swin-b-224-w7", "--channels", "0"],
         ["sweep", "--preset", "swin-b-224-w7", "--masks", "0"],
         ["sweep", "--preset", "swin-b-224-w7", "--max-group-size", "10"],
+        ["sweep", "--preset", "swin-b-224-w7", "--reference-budget", "-1"],
+        ["plan", "--preset", "swin-b-224-w7", "--reference-budget", "soon"],
         ["sweep"],
         ["frobnicate"],
         [],
