@@ -990,7 +990,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 # Entry point
 
 _SUBCOMMANDS: list[Callable[[Any], None]] = [_add_plan_parser, _add_sweep_parser]
-from .models.pretrain import add_pretrain_parser  # noqa: E402  (torch is imported lazily)
+from .train.cli import add_pretrain_parser  # noqa: E402  (torch is imported lazily)
 
 _SUBCOMMANDS.append(add_pretrain_parser)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from naive_swin import NaiveSwin, naive_visible_forward
 
+import grouping.models.layers as layers
 import grouping.models.swin as swin
 from grouping.core.errors import GroupingValueError
 from grouping.core.masking import sample_masks, upsample_mask
@@ -19,10 +20,17 @@ from grouping.models import (
     SwinConfig,
     SwinEncoder,
     SwinStep,
+    create_model,
     greenmim_swin_base,
     greenmim_swin_tiny,
-    preset_config,
+    model_info,
 )
+
+
+def preset_config(name: str, **overrides: object) -> SwinConfig:
+    """The config a registered name stands for (its registry kwargs), with overrides."""
+    return SwinConfig(**{**model_info(name).kwargs, **overrides})
+
 
 # Small configs: 3 stages, 16 px mask units = 4x4 stage-1 tokens = one final token.
 TINY = dict(
@@ -171,11 +179,11 @@ def test_masked_encoder_equals_visible_reference(name: str, per_sample: bool) ->
     ids=["sweep", "fixed_ffd", "greenmim", "mask_mode", "grouped_mode"],
 )
 def test_masked_encoder_with_other_plans(options: dict) -> None:
-    config = CONFIGS["square"].replace(**options)
+    config = CONFIGS["square"]
     enc, ref = _pair(config)
     x = _images(config)
     mask = _masks(config, True, seed=3, ratio=0.75)
-    step = enc.prepare(mask, batch=2)
+    step = enc.prepare(mask, batch=2, **options)  # solver settings are prepare's
     if "layout_mode" in options:
         assert {lay.mode for pair in step.layouts for lay in pair} == {options["layout_mode"]}
     out = enc(x, step)
@@ -210,10 +218,11 @@ def test_patch_merging_concatenates_in_timm_order() -> None:
     seen = {}
     merge.norm = torch.nn.Identity()
     merge.reduction = torch.nn.Identity()
-    seen["sparse"] = merge(x, torch.from_numpy(index.reshape(-1, 4)), True)
+    seen["sparse"] = merge(x, torch.from_numpy(index.reshape(-1)))  # shared: [4 * N']
+    seen["per_sample"] = merge(x, torch.from_numpy(index.reshape(1, -1)))  # [B, 4 * N']
     seen["dense"] = merge.forward_dense(dense).reshape(1, 1, 8)
     expected = torch.tensor([[[0.0, 0, 1, 0, 0, 1, 1, 1]]])
-    assert torch.equal(seen["sparse"], expected) and torch.equal(seen["dense"], expected)
+    assert all(torch.equal(seen[k], expected) for k in ("sparse", "per_sample", "dense"))
 
 
 def test_layouts_are_built_once_outside_forward(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +230,7 @@ def test_layouts_are_built_once_outside_forward(monkeypatch: pytest.MonkeyPatch)
     enc, _ = _pair(config)
     mask = _masks(config, False, seed=0)
     step = enc.prepare(mask, batch=2)
-    assert isinstance(step, SwinStep) and step.grouping_s >= 0
+    assert isinstance(step, SwinStep)
     # stages 1-2 shift, stage 3 (4x4 tokens, window 4) does not: one layout reused
     assert step.layouts[0][0] is not step.layouts[0][1]
     assert step.layouts[2][0] is step.layouts[2][1]
@@ -285,8 +294,8 @@ def test_place_latents_shared_and_per_sample_agree() -> None:
     shared = model.encoder.prepare(mask, batch=2)
     stacked = model.encoder.prepare(np.stack([mask, mask]), batch=2)
     lat = torch.randn(2, int(mask.sum()), config.decoder_dim, dtype=torch.float64)
-    a = model.place_latents(lat, shared)
-    b = model.place_latents(lat, stacked)
+    a = model.place_latents(lat, shared.final_index)  # index [N]
+    b = model.place_latents(lat, stacked.final_index)  # index [B, N]
     assert torch.equal(a, b)
     flat = mask.reshape(-1)
     assert torch.equal(a[:, flat], lat)
@@ -305,14 +314,14 @@ def test_loss_only_on_masked_units_and_norm_pix() -> None:
     assert torch.equal(model.loss(x, bumped, step), base)
     assert not torch.equal(model.loss(x, pred + 5.0 * ~visible[..., None], step), base)
     # norm-pix target by hand
-    target = swin.patchify(x, config.decoder_patch)
+    target = layers.patchify(x, config.decoder_patch)
     target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
     per = ((pred - target) ** 2).mean(-1)
     torch.testing.assert_close(base, per[~visible].mean())
     # patchify / unpatchify round trip
     grid = config.stage_grids[-1]
-    p = swin.patchify(x, config.decoder_patch)
-    assert torch.equal(swin.unpatchify(p, config.decoder_patch, grid), x)
+    p = layers.patchify(x, config.decoder_patch)
+    assert torch.equal(layers.unpatchify(p, config.decoder_patch, grid), x)
 
 
 def test_forward_shapes_and_masks() -> None:
@@ -478,7 +487,6 @@ def test_preset_geometry() -> None:
         (dict(num_heads=(3, 2, 4)), "num_heads"),
         (dict(decoder_dim=30), "decoder_dim"),
         (dict(patch_size=0), "patch_size"),
-        (dict(layout_mode="dense"), "layout_mode"),
     ],
 )
 def test_bad_config(changes: dict, match: str) -> None:
@@ -486,11 +494,28 @@ def test_bad_config(changes: dict, match: str) -> None:
         SwinConfig(**{**TINY, **changes})
 
 
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(layout_mode="dense"), "layout_mode"),
+        (dict(strategy="fastest"), "strategy"),
+        (dict(group_size=0), "group_size"),
+        (dict(window=3), "window"),
+    ],
+)
+def test_bad_solver_settings(options: dict, match: str) -> None:
+    model = GreenMIMSwin(CONFIGS["square"])
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.preparer(**options)
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.prepare(_masks(CONFIGS["square"], False, seed=0), **options)
+
+
 def test_bad_preset() -> None:
     with pytest.raises(ValueError, match="window_size"):
         greenmim_swin_base(window_size=9)
     with pytest.raises(ValueError, match="name"):
-        preset_config("swin_huge")
+        create_model("swin_huge")
 
 
 @pytest.mark.parametrize(
@@ -524,70 +549,39 @@ def test_step_for_another_batch_is_rejected() -> None:
         model(torch.randn(2, 3, 64, 64), step)
 
 
-# -- the pretrain subcommand ---------------------------------------------------------------------
-
-_SMALL = ["--img-size", "64", "--window-size", "4", "--batch-size", "2", "--no-progress"]
+# -- the step protocol ----------------------------------------------------------------------------
 
 
-def test_pretrain_command_saves_timm_encoder_weights(tmp_path, capsys) -> None:
-    from grouping.cli import main
+def test_step_pickles_moves_and_preparer_matches_prepare() -> None:
+    import pickle
 
-    save, summary = tmp_path / "enc.pth", tmp_path / "run.json"
-    argv = ["pretrain", "--steps", "3", *_SMALL, "--save", str(save), "--json", str(summary)]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "img/s" in out and "grouping" in out and "loss" in out
-    import json
-
-    result = json.loads(summary.read_text())
-    assert result["steps"] == 3 and len(result["losses"]) == 3
-    assert result["images_per_s"] > 0 and 0 <= result["grouping_fraction"] < 1
-    config = preset_config("greenmim_swin_tiny", img_size=64, window_size=4)
-    ref = _reference(config)
-    ref.load_state_dict(torch.load(save, weights_only=True), strict=True)
-
-
-def test_pretrain_names_match_presets_and_parser_skips_torch() -> None:
-    import subprocess
-    import sys
-
-    from grouping.models import PRESETS
-    from grouping.models.pretrain import MODEL_NAMES
-
-    assert tuple(sorted(PRESETS)) == MODEL_NAMES
-    code = "import sys, grouping.cli as c; c.build_parser(); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    model = GreenMIMSwin(CONFIGS["square"])
+    mask = _masks(CONFIGS["square"], True, seed=4)
+    prep = model.preparer(strategy="ffd")
+    step = pickle.loads(pickle.dumps(prep))(mask, batch=2)  # as in a DataLoader worker
+    direct = model.prepare(mask, batch=2, strategy="ffd")
+    assert step.batch == 2 and step.embed_index.shape == direct.embed_index.shape
+    for a, b in zip(step.layouts, direct.layouts, strict=True):
+        assert torch.equal(a[0].index, b[0].index) and torch.equal(a[1].rel_index, b[1].rel_index)
+    again = pickle.loads(pickle.dumps(step))
+    x = _images(CONFIGS["square"]).float()
+    with torch.no_grad():
+        assert torch.equal(model(x, again)[0], model(x, direct)[0])
+    # .to() moves every tensor, layouts included; the same device returns the step itself
+    assert step.to("cpu") is step
+    moved = step.to("meta")
+    assert moved.device.type == "meta" and moved.layouts[0][1].device.type == "meta"
+    assert moved.merge_index[0] is None and moved.token_masks is step.token_masks
+    with pytest.raises(ValueError, match="cpu"):
+        model(x, moved)
+    # the preparer holds no weights
+    assert len(pickle.dumps(prep)) < 10_000
 
 
-def test_pretrain_command_reads_a_folder(tmp_path) -> None:
-    pil = pytest.importorskip("PIL.Image")
-    from grouping.cli import main
+def test_no_profiling_fields_in_steps_and_no_solver_settings_in_configs() -> None:
+    import dataclasses
 
-    (tmp_path / "sub").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        pixels = (rng.random((40 + 10 * i, 70, 3)) * 255).astype(np.uint8)
-        pil.fromarray(pixels).save(tmp_path / "sub" / f"{i}.png")
-    (tmp_path / "notes.txt").write_text("not an image")
-    argv = ["pretrain", "--steps", "2", *_SMALL, "--data", str(tmp_path), "--per-sample"]
-    assert main(argv) == 0
-    assert main(["pretrain", "--steps", "1", *_SMALL, "--dense"]) == 0
-
-
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--data", "/nonexistent/folder"], "data"),
-        (["--steps", "0"], "--steps"),
-        (["--mask-ratio", "1.0"], "mask_ratio"),
-        (["--img-size", "72"], "img_size"),
-        (["--model", "swin_huge"], "model"),
-    ],
-)
-def test_pretrain_command_bad_arguments(extra, message, capsys) -> None:
-    from grouping.cli import main
-
-    assert main(["pretrain", *_SMALL, "--steps", "1", *extra]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    fields = {f.name for f in dataclasses.fields(SwinStep)}
+    assert not any("time" in f or f.endswith("_s") for f in fields), fields
+    config_fields = {f.name for f in dataclasses.fields(SwinConfig)}
+    assert not config_fields & {"group_size", "strategy", "layout_mode"}

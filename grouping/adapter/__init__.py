@@ -2,8 +2,9 @@
 
 One file per concern: ``layout`` (plan -> gather indices, attention masks, relative position
 indices), ``ops`` (group / ungroup), ``masks`` (additive, FlexAttention and varlen forms),
-``attention`` (:class:`GroupedWindowAttention`). Hiera's mask units and HiP's groups will sit
-beside them.
+``attention`` (:class:`GroupedWindowAttention`, and the dense window attention it is
+measured against), ``tensors`` (moving nested structures of tensors). Hiera's mask units and
+HiP's groups will sit beside them.
 """
 
 from .attention import (
@@ -11,8 +12,11 @@ from .attention import (
     AUTO_ATTENTION_IMPL,
     GroupedWindowAttention,
     default_attention_impl,
+    dense_window_attention,
     grouped_attention,
     relative_position_bias,
+    shifted_window_mask,
+    window_relative_index,
 )
 from .layout import (
     MODES,
@@ -23,6 +27,7 @@ from .layout import (
 )
 from .masks import VarlenOffsets, additive_mask, block_mask, token_attention_mask, varlen_offsets
 from .ops import check_tokens, group_tokens, ungroup_tokens
+from .tensors import first_tensor, map_tensors
 
 __all__ = [
     "ATTENTION_IMPLS",
@@ -36,12 +41,17 @@ __all__ = [
     "build_attention_mask",
     "check_tokens",
     "default_attention_impl",
+    "dense_window_attention",
+    "first_tensor",
     "group_tokens",
     "grouped_attention",
+    "map_tensors",
     "relative_position_bias",
     "relative_position_index",
+    "shifted_window_mask",
     "token_attention_mask",
     "ungroup_tokens",
     "varlen_offsets",
     "window_layout",
+    "window_relative_index",
 ]

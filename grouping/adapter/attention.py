@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import as_int_tuple, check_int, invalid
+from ..core.windows import window_grid
 from .layout import WindowLayout
 from .ops import check_tokens, group_tokens, ungroup_tokens
 
@@ -26,8 +27,11 @@ __all__ = [
     "AUTO_ATTENTION_IMPL",
     "GroupedWindowAttention",
     "default_attention_impl",
+    "dense_window_attention",
     "grouped_attention",
     "relative_position_bias",
+    "shifted_window_mask",
+    "window_relative_index",
 ]
 
 #: ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention` with a float bias that
@@ -236,3 +240,124 @@ class GroupedWindowAttention(nn.Module):
             f"dim={self.dim}, num_heads={self.num_heads}, window_size={self.window_size}, "
             f"attn_impl={self._attn_impl!r}"
         )
+
+
+# -- dense (all tokens) window attention, the baseline the grouped one is measured against ------
+
+
+def window_relative_index(window: int | tuple[int, int]) -> torch.Tensor:
+    """Relative position index of a full window (timm's ``get_relative_position_index``).
+
+    Args:
+        window: ``(wh, ww)`` or an int.
+
+    Returns:
+        int64 ``[N, N]`` with ``N = wh * ww`` (tokens row-major in the window):
+        ``(dh + wh - 1) * (2*ww - 1) + (dw + ww - 1)``, ``dh, dw`` = query minus key.
+    """
+    wh, ww = as_int_tuple("window", window, 2)
+    ys, xs = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+    coords = torch.stack([ys.reshape(-1), xs.reshape(-1)], -1)  # N, 2
+    d = coords[:, None] - coords[None, :]  # N, N, 2 (query minus key)
+    return (d[..., 0] + wh - 1) * (2 * ww - 1) + (d[..., 1] + ww - 1)
+
+
+def shifted_window_mask(
+    grid: tuple[int, int], window: int | tuple[int, int], shift: int | tuple[int, int]
+) -> torch.Tensor | None:
+    """Swin's shifted-window mask over the cyclically shifted grid.
+
+    After ``roll(-shift)``, a window of the rolled grid may hold tokens of up to four regions
+    of the original grid that must not attend to each other.
+
+    Args:
+        grid: ``(H, W)``, divisible by the window.
+        window: ``(wh, ww)`` or an int.
+        shift: ``(sh, sw)`` or an int, ``0 <= shift < window``.
+
+    Returns:
+        bool ``[nW, N, N]`` (True = same region: may attend), windows row-major; None when
+        ``shift`` is zero (every pair of a window may attend).
+    """
+    win = as_int_tuple("window", window, 2)
+    sh = as_int_tuple("shift", shift, 2, minimum=0)
+    g = as_int_tuple("grid", grid, 2)
+    window_grid(g, win, shift=sh)  # validates window <= grid and shift < window
+    if not any(sh):
+        return None
+    labels = []
+    for n, w, s in zip(g, win, sh, strict=True):
+        r = torch.zeros(n, dtype=torch.long)  # regions [0, n-w), [n-w, n-s), [n-s, n) if s
+        if s:
+            r[n - w : n - s] = 1
+            r[n - s :] = 2
+        labels.append(r)
+    label = labels[0][:, None] * 3 + labels[1][None, :]  # H, W (of the rolled grid)
+    nh, nw = g[0] // win[0], g[1] // win[1]
+    lw = label.reshape(nh, win[0], nw, win[1]).permute(0, 2, 1, 3).reshape(nh * nw, -1)
+    return lw[:, :, None] == lw[:, None, :]  # nW, N, N
+
+
+def dense_window_attention(
+    x: torch.Tensor,
+    attn: GroupedWindowAttention,
+    shift: int | tuple[int, int] = 0,
+    *,
+    bias_index: torch.Tensor | None = None,
+    region_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Ordinary (shifted-)window attention over all tokens, with ``attn``'s weights.
+
+    Cyclic shift, window partition, attention with the relative position bias (and ``-inf``
+    across the regions of a shifted window), reverse partition and shift: what timm's
+    ``SwinTransformerBlock._attn`` computes, with masked pairs at weight exactly 0. It runs on
+    the same attention path as ``attn``'s grouped attention (``attn.attn_impl``), so that the
+    two are compared like for like. This is the dense baseline of the benchmarks and of the
+    SimMIM-style model.
+
+    Args:
+        x: ``[B, H, W, C]``, ``H`` and ``W`` divisible by ``attn.window_size``.
+        attn: the module whose ``qkv``, ``proj`` and bias table are used.
+        shift: ``(sh, sw)`` or an int (0: the plain partition).
+        bias_index: optional precomputed :func:`window_relative_index` (on ``x``'s device).
+        region_mask: optional precomputed :func:`shifted_window_mask` for this grid and shift.
+
+    Returns:
+        ``[B, H, W, C]``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[-1] != attn.dim:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else x
+        raise invalid("x", f"a tensor [B, H, W, {attn.dim}]", shape)
+    b, hh, ww, c = x.shape
+    (wh, wwin), (sh, sw) = attn.window_size, as_int_tuple("shift", shift, 2, minimum=0)
+    if hh % wh or ww % wwin:
+        raise invalid("x", f"a grid divisible by the window {attn.window_size}", (hh, ww))
+    if bias_index is None:
+        bias_index = window_relative_index(attn.window_size).to(x.device)
+    if region_mask is None and (sh or sw):
+        region_mask = shifted_window_mask((hh, ww), attn.window_size, (sh, sw))
+        region_mask = region_mask.to(x.device)  # type: ignore[union-attr]
+    heads, n = attn.num_heads, wh * wwin
+    nh, nw = hh // wh, ww // wwin
+    if sh or sw:
+        x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+    x = x.reshape(b, nh, wh, nw, wwin, c).permute(0, 1, 3, 2, 4, 5)  # B, nh, nw, wh, ww, C
+    x = x.reshape(b, nh * nw, n, c)  # B, nW, N, C
+    qkv = attn.qkv(x).reshape(b, nh * nw, n, 3, heads, c // heads)  # B, nW, N, 3, h, d
+    q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # 3 x [B, nW, h, N, d]
+    bias = attn.relative_position_bias_table[bias_index.view(-1)].view(n, n, heads)
+    bias = bias.permute(2, 0, 1).to(q.dtype)  # h, N, N
+    if sh or sw:
+        bias = bias.masked_fill(~region_mask[:, None], float("-inf"))  # nW, h, N, N
+    impl = attn.attn_impl
+    if impl == "auto":
+        impl = default_attention_impl(x.device)
+    if impl == "sdpa":
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=attn.scale)
+    else:  # the same path as the grouped attention's (the faster one on CPU)
+        out = ((q * attn.scale) @ k.transpose(-2, -1) + bias).softmax(-1) @ v  # B, nW, h, N, d
+    out = attn.proj(out.transpose(2, 3).reshape(b, nh * nw, n, c))  # B, nW, N, C
+    out = out.reshape(b, nh, nw, wh, wwin, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hh, ww, c)
+    if sh or sw:
+        out = torch.roll(out, shifts=(sh, sw), dims=(1, 2))
+    return out

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,6 +43,7 @@ from .. import core as _core
 from ..core.errors import as_int_tuple, invalid
 from ..core.plan import GroupingPlan, attention_cost
 from ..core.windows import window_grid, window_index
+from .tensors import map_tensors
 
 __all__ = [
     "MODES",
@@ -153,17 +153,22 @@ class WindowLayout:
         """Device of the tensors."""
         return self.index.device
 
-    def to(self, device: torch.device | str) -> WindowLayout:
-        """A copy with every tensor on ``device`` (self if already there)."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> WindowLayout:
+        """A copy with every tensor on ``device`` (self if already there).
+
+        Args:
+            device: the target device.
+            non_blocking: asynchronous copies from pinned memory (see :meth:`pin_memory`).
+        """
         device = torch.device(device)
         if device == self.device:
             return self
-        changes = {
-            f.name: getattr(self, f.name).to(device)
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
-        }
-        return dataclasses.replace(self, **changes)
+        return map_tensors(self, lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> WindowLayout:
+        """A copy with every tensor in pinned host memory (what DataLoader's ``pin_memory``
+        calls), so that ``.to(cuda, non_blocking=True)`` overlaps with compute."""
+        return map_tensors(self, lambda t: t.pin_memory())
 
     def __repr__(self) -> str:
         kind = "shared" if self.shared else f"batch={self.batch}"

@@ -1,9 +1,19 @@
-"""Models built on the adapter: GreenMIM Swin with an MAE decoder (``swin``), and the
-``grouping pretrain`` subcommand (``pretrain``).
+"""Models built on the adapter, and the registry that names them.
 
-Models take masks (or prepared steps) as inputs; no grouping is solved inside a block. Names are
-imported lazily, so ``import grouping.models`` (and the command line) does not import torch
-until a model is used.
+Shared pieces live in one file each: ``layers`` (MLP, attention, cross-attention, transformer
+block, patch embedding, visible-token gather/place), ``pos_embed`` (sin-cos and learned
+position embeddings), ``mae`` (the MAE decoder head and loss), ``step`` (the prepared-step
+protocol). Each family has its own file: ``swin`` (GreenMIM), ``simmim`` (the dense baseline).
+
+Models take prepared steps (or masks, the slow path) as inputs; no grouping is solved inside a
+block. ``list_models()``, ``model_info()`` and ``create_model()`` come from the torch-free
+``registry``; the model classes are imported lazily, so ``import grouping.models`` (and the
+command line) does not import torch until a model is used.
+
+Example:
+    >>> from grouping import models
+    >>> models.list_models(family="swin")
+    ['greenmim_swin_base', 'greenmim_swin_base_w14', 'greenmim_swin_tiny']
 """
 
 from __future__ import annotations
@@ -11,25 +21,27 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SWIN = (
-    "PRESETS",
-    "GreenMIMSwin",
-    "SimMIMSwin",
-    "SwinConfig",
-    "SwinEncoder",
-    "SwinStep",
-    "create_model",
-    "greenmim_swin_base",
-    "greenmim_swin_tiny",
-    "preset_config",
-)
+from .registry import ModelInfo, create_model, list_models, model_info
 
-__all__ = list(_SWIN)
+_LAZY = {
+    "GreenMIMSwin": "swin",
+    "SwinConfig": "swin",
+    "SwinEncoder": "swin",
+    "SwinStep": "swin",
+    "greenmim_swin_base": "swin",
+    "greenmim_swin_tiny": "swin",
+    "SimMIMSwin": "simmim",
+    "SimMIMStep": "simmim",
+    "Preparer": "step",
+    "Step": "step",
+}
+
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SWIN:
-        return getattr(importlib.import_module(".swin", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,0 +1,138 @@
+"""The model registry: every named model, its entry point and its architecture, without torch.
+
+One table (:data:`_MODELS`) names every model the library builds. Each entry says where its
+entry point lives (imported only when the model is created), the architecture arguments it is
+built with (plain literals, so that the command line, the solver presets and the docs can read
+them without importing torch), and whether ``grouping pretrain`` trains it.
+
+Example:
+    >>> from grouping import models
+    >>> "greenmim_swin_tiny" in models.list_models()
+    True
+    >>> models.model_info("greenmim_swin_base").kwargs["depths"]
+    (2, 2, 18, 2)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from ..core.errors import invalid
+
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model.
+
+    Attributes:
+        name: the registry name (``grouping pretrain --model NAME``).
+        family: ``"swin"``, ``"simmim"``, ...
+        entry: ``"module:function"``, the function called as ``function(**kwargs,
+            **overrides)``.
+        kwargs: the architecture the name stands for (read-only).
+        pretrain: True if ``grouping pretrain`` trains it (a masked-modelling model whose
+            ``forward(inputs, mask=step)`` returns the loss first).
+        summary: one line for listings.
+        size_arg: the architecture argument that sets the input size (``--img-size``).
+    """
+
+    name: str
+    family: str
+    entry: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    pretrain: bool = True
+    summary: str = ""
+    size_arg: str = "img_size"
+
+
+# Swin architectures (timm's SwinTransformer fields). Swin-T: timm's swin_tiny_patch4_window7_224
+# (LayerNorm eps 1e-5); Swin-B: GreenMIM's green_mim_swin_base_patch4_dec512b1 (eps 1e-6).
+_SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
+_SWIN_B = dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=7)
+
+_MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo(
+            "greenmim_swin_tiny",
+            "swin",
+            "grouping.models.swin:greenmim_swin",
+            {**_SWIN_T, "norm_eps": 1e-5},
+            summary="GreenMIM Swin-T (timm swin_tiny_patch4_window7_224), MAE decoder 512x1",
+        ),
+        ModelInfo(
+            "greenmim_swin_base",
+            "swin",
+            "grouping.models.swin:greenmim_swin",
+            {**_SWIN_B, "norm_eps": 1e-6},
+            summary="GreenMIM Swin-B, window 7 (green_mim_swin_base_patch4_dec512b1)",
+        ),
+        ModelInfo(
+            "greenmim_swin_base_w14",
+            "swin",
+            "grouping.models.swin:greenmim_swin",
+            {**_SWIN_B, "window_size": 14, "norm_eps": 1e-6},
+            summary="GreenMIM Swin-B, window 14 (green_mim_swin_base_patch4_win14_dec512b1)",
+        ),
+        ModelInfo(
+            "simmim_swin_tiny",
+            "simmim",
+            "grouping.models.simmim:simmim_swin",
+            {**_SWIN_T, "norm_eps": 1e-5},
+            summary="dense SimMIM-style baseline of greenmim_swin_tiny (every token encoded)",
+        ),
+        ModelInfo(
+            "simmim_swin_base",
+            "simmim",
+            "grouping.models.simmim:simmim_swin",
+            {**_SWIN_B, "norm_eps": 1e-6},
+            summary="dense SimMIM-style baseline of greenmim_swin_base",
+        ),
+    )
+}
+
+
+def list_models(*, pretrain: bool | None = None, family: str | None = None) -> list[str]:
+    """Registered model names, sorted; no torch import.
+
+    Args:
+        pretrain: only models that ``grouping pretrain`` trains (True) or does not (False).
+        family: only this family (``"swin"``, ...).
+    """
+    return sorted(
+        name
+        for name, info in _MODELS.items()
+        if (pretrain is None or info.pretrain == pretrain)
+        and (family is None or info.family == family)
+    )
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name``; a clear error listing the names otherwise."""
+    if not isinstance(name, str) or name not in _MODELS:
+        raise invalid("name", "a registered model: " + ", ".join(list_models()), name)
+    info = _MODELS[name]
+    return replace(info, kwargs=MappingProxyType(dict(info.kwargs)))
+
+
+def create_model(name: str, **overrides: Any) -> Any:
+    """Build the model registered as ``name``.
+
+    Args:
+        name: a name from :func:`list_models`.
+        **overrides: architecture arguments to change (e.g. ``img_size=192``,
+            ``window_size=14``); validated by the model.
+
+    Returns:
+        The model (an ``nn.Module``); this imports torch.
+    """
+    info = model_info(name)
+    module, function = info.entry.split(":")
+    build = getattr(importlib.import_module(module), function)
+    return build(**{**info.kwargs, **overrides})

@@ -1,0 +1,144 @@
+"""Checkpoints: plain dicts of tensors and literals, written atomically, loaded safely.
+
+A checkpoint holds everything that makes a resumed run continue on exactly the loss curve of an
+uninterrupted one: model and optimizer state, the step (which is also the sampler's position:
+the data stream is a function of the step, see :mod:`grouping.train.data`), the schedule, the
+random state of every process, and the run's identity (model name, architecture overrides and
+the settings that define the data and mask streams), which :func:`check_compatible` compares on
+resume.
+
+Writing is atomic: the state goes to a temporary file in the same folder, is flushed to disk,
+then renamed over the final name; a crash mid-write leaves the previous checkpoint loadable
+(and a stray temporary file, which is ignored and removed by the next save). Loading uses
+``torch.load(..., weights_only=True)``: a file that carries a pickled object (which could run
+code when unpickled) is refused with :class:`CheckpointError`, never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..core.errors import GroupingValueError
+
+__all__ = [
+    "CheckpointError",
+    "check_compatible",
+    "checkpoint_path",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT = 1
+_NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
+
+
+class CheckpointError(GroupingValueError):
+    """A checkpoint is missing, unreadable, unsafe, or of another model or run."""
+
+
+def checkpoint_path(directory: str, step: int) -> str:
+    """The file of the checkpoint after ``step`` steps: ``DIR/ckpt_00000042.pt``."""
+    return os.path.join(directory, f"ckpt_{int(step):08d}.pt")
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """The checkpoint with the most steps in ``directory`` (temporary files ignored), or None."""
+    if not os.path.isdir(directory):
+        return None
+    found = [(int(m.group(1)), n) for n in os.listdir(directory) if (m := _NAME.match(n))]
+    return os.path.join(directory, max(found)[1]) if found else None
+
+
+def save_checkpoint(path: str, state: Mapping[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Args:
+        path: the final file name.
+        state: plain dicts, lists and tuples of tensors, numbers, strings, bools and None
+            (what ``weights_only`` loading accepts).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):  # leftovers of an interrupted save
+        if name.startswith(".ckpt-tmp-"):
+            os.remove(os.path.join(directory, name))
+    tmp = os.path.join(directory, f".ckpt-tmp-{os.getpid()}-{os.path.basename(path)}")
+    with open(tmp, "wb") as f:
+        torch.save(dict(state), f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself reaches the disk
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: if the file is missing or unreadable, carries pickled objects (refused,
+            not executed), or is not a checkpoint of this package's format.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint: expected an existing file, received {path!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint: expected tensors and plain values only, received {path!r}, which "
+            f"carries pickled objects; refused without running them ({first})"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint: expected a readable checkpoint, received {path!r} ({exc})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint: expected a grouping training checkpoint (format {FORMAT}), received "
+            f"{path!r}"
+        )
+    return state
+
+
+def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:
+    """Refuse to resume a run from a checkpoint of another model, config or data stream.
+
+    Args:
+        saved: the checkpoint's ``"run"`` entry.
+        current: this run's.
+        path: the checkpoint's file, for the message.
+
+    Raises:
+        CheckpointError: naming every field that differs, with both values.
+    """
+    keys = sorted(set(saved) | set(current))
+    diffs = [k for k in keys if _plain(saved.get(k)) != _plain(current.get(k))]
+    if diffs:
+        detail = "; ".join(
+            f"{k}: checkpoint {saved.get(k)!r}, this run {current.get(k)!r}" for k in diffs
+        )
+        raise CheckpointError(
+            f"checkpoint: expected a checkpoint of this run, received {path!r}, which differs in "
+            f"{', '.join(diffs)} ({detail}). Resume with the same settings or pick another "
+            "--checkpoint folder"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare alike (a checkpoint may hold either)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,301 @@
+"""Training data: an image folder and synthetic images, indexed by position in the stream.
+
+Every sample is addressed by a *key* ``(position, index)``: ``position`` is its place in the
+training stream (global: step ``s`` of a run with global batch ``G`` holds positions
+``s * G .. s * G + G - 1``, whatever the number of processes and workers), ``index`` the item
+of the dataset it reads. Everything random about a sample (its augmentation, its mask) is drawn
+from a generator seeded by ``(seed, stream, position)``, so the data of a step depends on the
+seed and the step only: not on the number of workers or processes, and not on whether the run
+was resumed.
+
+Unreadable images: reading stops with :class:`UnreadableImageError` naming the file (a
+``ValueError``); the run ends with that one-line message rather than training on a silently
+changed dataset. Remove or fix the file and resume from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..core.errors import GroupingValueError, as_int_tuple, check_int, invalid
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageFolder",
+    "StreamSampler",
+    "SyntheticImages",
+    "UnreadableImageError",
+    "image_files",
+    "stream_rng",
+]
+
+#: File suffixes read from an image folder (case-insensitive).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # as MAE normalises
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+# Independent random streams per purpose, all seeded by (seed, stream, position or step).
+_SHUFFLE, _AUGMENT, _SYNTHETIC = 1, 2, 3
+MASK_STREAM, SHARED_MASK_STREAM = 4, 5
+
+
+class UnreadableImageError(GroupingValueError):
+    """An image of the data folder could not be read or decoded (the message names it)."""
+
+
+def stream_rng(seed: int, stream: int, key: int) -> np.random.Generator:
+    """The generator of one sample (or step) in one stream: PCG64 seeded by
+    ``(seed, stream, key)``, the same on every machine."""
+    return np.random.default_rng([int(seed), int(stream), int(key)])
+
+
+def image_files(folder: str) -> list[str]:
+    """Image files under ``folder`` (recursively, sorted), by suffix.
+
+    Raises:
+        GroupingValueError: if ``folder`` is not a folder or holds no image file.
+    """
+    if not isinstance(folder, (str, os.PathLike)) or not os.path.isdir(folder):
+        raise invalid("data", "an existing folder of images", folder)
+    found = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(os.path.join(root, name))
+    if not found:
+        raise invalid(
+            "data", f"a folder holding images ({', '.join(IMAGE_SUFFIXES)})", folder, "none found"
+        )
+    return sorted(found)
+
+
+def _crop_box(
+    rng: np.random.Generator, width: int, height: int, scale: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """MAE's ``RandomResizedCrop`` box (torchvision's ``get_params``): area fraction in
+    ``scale``, aspect ratio in ``[3/4, 4/3]`` (log-uniform); ``(left, top, w, h)``."""
+    area = width * height
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return left, top, w, h
+    # fallback: the whole image cropped to the nearest allowed aspect ratio, centred
+    ratio = width / height
+    if ratio < 3 / 4:
+        w, h = width, round(width / (3 / 4))
+    elif ratio > 4 / 3:
+        h, w = height, round(height * (4 / 3))
+    else:
+        w, h = width, height
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+class ImageFolder(Dataset):
+    """The images under a folder (recursively, by suffix), read with Pillow.
+
+    Without augmentation an image is resized so that it covers ``size`` and centre-cropped;
+    with ``augment=True`` it gets MAE's pretraining transform: a random resized crop (area
+    20-100 %, aspect 3/4-4/3, bicubic) and a horizontal flip with probability 1/2, both drawn
+    from the sample's own generator. Pixels are normalised with ImageNet's mean and std.
+
+    Args:
+        folder: the folder.
+        size: output ``(H, W)`` (an int means square).
+        augment: MAE's random resized crop and flip instead of the centre crop.
+        seed: seed of the augmentations.
+
+    Shape:
+        ``dataset[(position, index)] -> (float32 [3, H, W], position)``.
+    """
+
+    def __init__(
+        self, folder: str, size: int | tuple[int, int], *, augment: bool = False, seed: int = 0
+    ) -> None:
+        try:
+            import PIL.Image  # noqa: F401  (fail early, with the install hint)
+        except ImportError as exc:  # pragma: no cover - Pillow is in the test extras
+            raise ImportError("--data needs Pillow: pip install 'grouping[images]'") from exc
+        self.files = image_files(folder)
+        self.size = as_int_tuple("size", size, 2)
+        self.augment = bool(augment)
+        self.seed = check_int("seed", seed, minimum=0)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        """float32 ``[3, H, W]`` of file ``index``, transformed for stream ``position``."""
+        from PIL import Image
+
+        path = self.files[index]
+        h, w = self.size
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if self.augment:
+                    rng = stream_rng(self.seed, _AUGMENT, position)
+                    left, top, cw, ch = _crop_box(rng, img.width, img.height, (0.2, 1.0))
+                    img = img.resize((w, h), Image.BICUBIC, box=(left, top, left + cw, top + ch))
+                    if rng.random() < 0.5:
+                        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+                else:
+                    scale = max(h / img.height, w / img.width)
+                    new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
+                    img = img.resize(new, Image.BILINEAR)
+                    left, top = (new[0] - w) // 2, (new[1] - h) // 2
+                    img = img.crop((left, top, left + w, top + h))
+                arr = np.asarray(img, dtype=np.float32) / 255.0  # H, W, 3
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise UnreadableImageError(
+                f"data: expected readable images, received {path!r}, which could not be read "
+                f"({type(exc).__name__}: {exc}). Remove or fix the file and resume"
+            ) from None
+        return np.ascontiguousarray(((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        position, index = key
+        return torch.from_numpy(self.load(int(index), int(position))), int(position)
+
+
+class SyntheticImages(Dataset):
+    """Smooth random images, a deterministic function of ``(seed, position)``.
+
+    Each channel is three random plane waves plus a little noise (values around ``[-1, 1]``):
+    enough structure for a masked autoencoder to learn to fill in, with no files to read.
+
+    Args:
+        size: ``(H, W)`` (an int means square).
+        channels: channels ``C``.
+        seed: the seed.
+
+    Shape:
+        ``dataset[(position, index)] -> (float32 [C, H, W], position)``; the index is ignored
+        (the stream never repeats).
+    """
+
+    def __init__(self, size: int | tuple[int, int], channels: int = 3, *, seed: int = 0) -> None:
+        self.size = as_int_tuple("size", size, 2)
+        self.channels = check_int("channels", channels, minimum=1)
+        self.seed = check_int("seed", seed, minimum=0)
+        h, w = self.size
+        yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
+        self._grid = (yy, xx)
+
+    def __len__(self) -> int:  # an endless stream: the sampler never wraps it
+        return 2**62
+
+    def image(self, position: int) -> np.ndarray:
+        """float32 ``[C, H, W]`` of stream ``position``."""
+        rng = stream_rng(self.seed, _SYNTHETIC, position)
+        yy, xx = self._grid
+        out = np.empty((self.channels, *self.size), dtype=np.float32)
+        for c in range(self.channels):
+            freq = rng.uniform(1, 8, size=(3, 2))
+            phase = rng.uniform(0, 2 * np.pi, size=3)
+            waves = sum(
+                np.sin(2 * np.pi * (f[0] * yy + f[1] * xx) + p)
+                for f, p in zip(freq, phase, strict=True)
+            )
+            out[c] = waves / 3 + 0.05 * rng.standard_normal(self.size)
+        return out
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        position = int(key[0])
+        return torch.from_numpy(self.image(position)), position
+
+
+class StreamSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of sample keys for one process, from ``start_step`` up to ``steps``.
+
+    Step ``s`` holds the global positions ``s * G + r * B + j`` for process ``r`` (``G = W * B``
+    the global batch, ``j < B``). Position ``p`` reads item ``perm_e[p % n]`` of an ``n``-item
+    dataset, ``perm_e`` a permutation drawn for epoch ``e = p // n`` from ``(seed, e)`` (or
+    the identity without ``shuffle``); an endless dataset (``num_items=None``) reads item
+    ``p``. So a run on ``W`` processes with batch ``B`` sees the samples of one process with
+    batch ``W * B``, and resuming at step ``s`` continues the same stream.
+
+    Args:
+        num_items: dataset size, or None for an endless stream.
+        batch_size: per-process batch ``B``.
+        steps: the total number of steps of the run.
+        rank: this process, ``0 <= rank < world_size``.
+        world_size: processes ``W``.
+        seed: shuffling seed.
+        shuffle: shuffle every epoch.
+        start_step: the first step to yield (a resumed run's checkpoint step).
+    """
+
+    def __init__(
+        self,
+        num_items: int | None,
+        batch_size: int,
+        steps: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        start_step: int = 0,
+    ) -> None:
+        self.num_items = None if num_items is None else check_int("num_items", num_items, minimum=1)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.steps = check_int("steps", steps, minimum=0)
+        self.world_size = check_int("world_size", world_size, minimum=1)
+        self.rank = check_int("rank", rank, minimum=0)
+        if self.rank >= self.world_size:
+            raise invalid("rank", f"a rank below world_size={self.world_size}", rank)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.shuffle = bool(shuffle)
+        self.start_step = check_int("start_step", start_step, minimum=0)
+        self._perms: dict[int, np.ndarray] = {}
+
+    @property
+    def global_batch(self) -> int:
+        """``G = W * B``."""
+        return self.world_size * self.batch_size
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start_step, 0)
+
+    def item(self, position: int) -> int:
+        """The dataset item read at stream ``position``."""
+        if self.num_items is None:
+            return position
+        epoch, offset = divmod(position, self.num_items)
+        if not self.shuffle:
+            return offset
+        if epoch not in self._perms:
+            self._perms = {
+                epoch: stream_rng(self.seed, _SHUFFLE, epoch).permutation(self.num_items)
+            }
+        return int(self._perms[epoch][offset])
+
+    def keys(self, step: int) -> list[tuple[int, int]]:
+        """The ``(position, item)`` keys of this process at ``step``."""
+        first = step * self.global_batch + self.rank * self.batch_size
+        return [(p, self.item(p)) for p in range(first, first + self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start_step, self.steps):
+            yield self.keys(step)
+
+
+def stack_images(samples: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, list[int]]:
+    """``[(image, position), ...]`` -> ``(float32 [B, C, H, W], positions)``."""
+    images = torch.stack([image for image, _ in samples])
+    return images, [int(p) for _, p in samples]

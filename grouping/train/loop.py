@@ -1,0 +1,516 @@
+"""The pretraining loop for any registered masked-modelling model.
+
+:func:`train` runs ``steps`` optimizer steps of ``create_model(name)``: data from an image folder
+or synthetic images (:mod:`grouping.train.data`), masks drawn and steps prepared in DataLoader
+workers (:class:`~grouping.train.collate.MaskingCollator`), AdamW with MAE's betas and
+weight-decay groups, MAE's warm-up + cosine schedule per step, optional gradient clipping and
+bf16 autocast, per-step metrics, DDP under torchrun, and checkpoints that resume exactly.
+
+Set-up and the step loop are apart (as MAE's ``main_pretrain`` and ``engine_pretrain``):
+:func:`train` builds the pieces, :func:`_run_steps` runs them.
+
+Example:
+    >>> from grouping.train import TrainConfig, train
+    >>> summary = train(TrainConfig(model="greenmim_swin_tiny", steps=2, batch_size=2,
+    ...     overrides=dict(img_size=64, window_size=4), progress=False, log=None))
+    >>> summary["steps_run"], summary["world_size"]
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
+from ..models.registry import create_model, model_info
+from .checkpoint import (
+    FORMAT,
+    CheckpointError,
+    check_compatible,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .collate import MaskingCollator, TrainBatch
+from .data import ImageFolder, StreamSampler, SyntheticImages
+from .distributed import (
+    DistContext,
+    all_gather_objects,
+    all_reduce_mean,
+    cleanup_distributed,
+    init_distributed,
+)
+from .schedule import cosine_lr
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """One pretraining run (the ``grouping pretrain`` options).
+
+    Attributes:
+        model: a registered model name (:func:`grouping.models.list_models`).
+        overrides: architecture arguments changed from the registered ones (``img_size=64``).
+        solver: settings of the model's ``prepare`` (``group_size``, ``strategy``,
+            ``layout_mode`` for Swin).
+        steps: total optimizer steps; a resumed run continues from its checkpoint up to it.
+        batch_size: samples per step *per process*.
+        workers: DataLoader workers (0: masks and steps are prepared in the training process).
+        per_sample: one mask per sample (default one mask per batch, GreenMIM's choice).
+        mask_ratio: fraction of the mask grid masked.
+        seed: seeds the data, the masks and the model's initialisation.
+        data: an image folder (Pillow); None for synthetic images.
+        augment: MAE's random resized crop and flip on folder images (else a centre crop).
+        lr: the peak learning rate (absolute, not scaled by the batch).
+        min_lr: the final learning rate of the cosine schedule.
+        warmup_steps: steps of linear warm-up.
+        weight_decay: AdamW weight decay (not applied to biases, norms and 1-D parameters).
+        clip_grad: clip the gradient norm to this value (None: no clipping).
+        bf16: run forward and loss under bf16 autocast.
+        threads: torch threads of the training process (0: torch's default).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; None picks CUDA if there is one.
+        checkpoint: folder for checkpoints (None: none written).
+        save_every: write a checkpoint every this many steps (0: only after the last step).
+        resume: continue from the latest checkpoint in ``checkpoint``.
+        metrics: JSON-lines file, one object per step (rank 0 only; appended on resume).
+        save: write the encoder's ``state_dict`` here at the end.
+        progress: a progress bar on stderr when it is a terminal.
+        log: where rank 0's lines go (``print`` by default; None for silence).
+    """
+
+    model: str = "greenmim_swin_tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    solver: dict[str, Any] = field(default_factory=dict)
+    steps: int = 10
+    batch_size: int = 8
+    workers: int = 0
+    per_sample: bool = False
+    mask_ratio: float = 0.75
+    seed: int = 0
+    data: str | None = None
+    augment: bool = False
+    lr: float = 1.5e-4
+    min_lr: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.05
+    clip_grad: float | None = None
+    bf16: bool = False
+    threads: int = 0
+    device: str | None = None
+    checkpoint: str | None = None
+    save_every: int = 0
+    resume: bool = False
+    metrics: str | None = None
+    save: str | None = None
+    progress: bool = True
+    log: Callable[[str], None] | None = print
+
+    def validate(self) -> None:
+        """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
+        command-line option)."""
+        model_info(self.model)  # a clear error listing the names
+        if not model_info(self.model).pretrain:
+            raise invalid("--model", "a model that grouping pretrain trains", self.model)
+        check_int("--steps", self.steps, minimum=1)
+        check_int("--batch-size", self.batch_size, minimum=1)
+        check_int("--workers", self.workers, minimum=0)
+        check_int("--seed", self.seed, minimum=0)
+        check_int("--threads", self.threads, minimum=0)
+        check_int("--save-every", self.save_every, minimum=0)
+        check_int("--warmup-steps", self.warmup_steps, minimum=0)
+        check_mask_ratio(self.mask_ratio, "--mask-ratio")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise invalid("--lr", "a positive float", self.lr)
+        if self.min_lr < 0 or self.min_lr > self.lr:
+            raise invalid("--min-lr", f"a float in [0, --lr={self.lr}]", self.min_lr)
+        if self.warmup_steps > self.steps:
+            raise invalid("--warmup-steps", f"at most --steps={self.steps}", self.warmup_steps)
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise invalid("--clip-grad", "a positive norm", self.clip_grad)
+        if self.resume and not self.checkpoint:
+            raise invalid("--resume", "a --checkpoint DIR to resume from", None)
+        if self.save_every and not self.checkpoint:
+            raise invalid("--save-every", "a --checkpoint DIR to write to", None)
+
+    def run_identity(self, global_batch: int) -> dict[str, Any]:
+        """What a checkpoint must agree on to be resumed by this run: the model and its
+        architecture, and the settings that define the data and mask streams."""
+        return {
+            "model": self.model,
+            "overrides": dict(self.overrides),
+            "solver": dict(self.solver),
+            "per_sample": bool(self.per_sample),
+            "mask_ratio": float(self.mask_ratio),
+            "seed": int(self.seed),
+            "global_batch": int(global_batch),
+            "data": "synthetic" if self.data is None else "folder",
+        }
+
+
+def _init_worker(worker_id: int) -> None:
+    """DataLoader worker set-up: one torch thread, and every numba kernel compiled (or loaded
+    from the cache) before the first batch."""
+    from ..core.solve import warmup
+
+    torch.set_num_threads(1)
+    warmup()
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """MAE's groups: weight decay on matrices only, none on biases, norms and 1-D tensors."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg.weight_decay)
+    # fused AdamW: several times faster than the default on CPU (docs/models.md)
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
+
+
+def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
+    chans, *size = model.input_shape
+    if cfg.data is None:
+        return SyntheticImages(tuple(size), chans, seed=cfg.seed)
+    if chans != 3:
+        raise invalid("--data", "a model with 3 input channels for folder images", chans)
+    return ImageFolder(cfg.data, tuple(size), augment=cfg.augment, seed=cfg.seed)
+
+
+def _encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The encoder's weights (``model.encoder_state_dict()``), else the whole model's."""
+    if hasattr(model, "encoder_state_dict"):
+        return model.encoder_state_dict()
+    return model.state_dict()
+
+
+def _rng_state(ctx: DistContext) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _restore_rng(
+    states: list[dict[str, Any]], ctx: DistContext, cfg: TrainConfig, step: int
+) -> None:
+    if len(states) == ctx.world_size:
+        mine = states[ctx.rank]
+        torch.set_rng_state(mine["torch"])
+        if "cuda" in mine and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], ctx.device)
+    else:  # another number of processes: a fresh, still deterministic, state per rank
+        torch.manual_seed(hash((cfg.seed, ctx.rank, step)) % 2**63)
+
+
+class _Progress:
+    """One line per step on a terminal (``\\r``), a line every tenth of the run otherwise."""
+
+    def __init__(self, total: int, enabled: bool, log: Callable[[str], None] | None) -> None:
+        self.total = total
+        self.tty = enabled and sys.stderr.isatty()
+        self.log = log
+        self.every = max(1, total // 10)
+
+    def update(self, m: dict[str, Any]) -> None:
+        if self.log is None:
+            return
+        filled = int(24 * m["step"] / self.total)
+        line = (
+            f"[{'#' * filled}{'-' * (24 - filled)}] {m['step']}/{self.total} loss "
+            f"{m['loss']:.4f} lr {m['lr']:.2e} {m['samples_per_s']:7.1f} samples/s "
+            f"data wait {1e3 * m['data_wait_s']:6.1f} ms"
+        )
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif m["step"] == self.total or m["step"] % self.every == 0:
+            self.log(line)
+
+    def close(self) -> None:
+        if self.tty and self.log is not None:
+            print(file=sys.stderr)
+
+
+def _original_message(exc: BaseException) -> str:
+    """The message of an error re-raised by a DataLoader worker, without its traceback."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else str(exc)
+    prefix = f"{type(exc).__name__}: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
+
+
+def _next_batch(it: Iterator[TrainBatch]) -> TrainBatch:
+    try:
+        return next(it)
+    except GroupingValueError as exc:  # raised in a worker: keep the message, drop the trace
+        raise type(exc)(_original_message(exc)) from None
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) a pretraining run; return its summary.
+
+    Under ``torchrun`` every process calls this with the same ``cfg``; ``batch_size`` is per
+    process, the logged loss is the mean over processes, and only rank 0 writes logs, metrics
+    and checkpoints.
+
+    Returns:
+        A dict: ``losses`` (one per step run), ``first_loss``, ``last_loss``, ``steps_run``,
+        ``start_step``, ``samples_per_s`` (median after the first step), ``data_wait_fraction``
+        (time waiting for data over step time), ``world_size``, ``parameters``, and the paths
+        written.
+    """
+    cfg.validate()
+    ctx = init_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx)
+    finally:
+        cleanup_distributed(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
+    from ..core.solve import warmup
+
+    log = cfg.log if ctx.is_main else None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    warmup()  # every numba kernel compiled before the first step, in this process too
+    torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    model = create_model(cfg.model, **cfg.overrides)
+    preparer = model.preparer(**cfg.solver)  # validates the solver settings
+    dataset = _dataset(cfg, model)
+    model.to(ctx.device)
+    model.train()
+    optimizer = _optimizer(model, cfg, ctx.device)
+    global_batch = cfg.batch_size * ctx.world_size
+    identity = cfg.run_identity(global_batch)
+    torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank)  # dropout / drop path, per process
+
+    start = 0
+    if cfg.resume:
+        path = latest_checkpoint(cfg.checkpoint)  # type: ignore[arg-type]
+        if path is None:
+            raise CheckpointError(
+                f"--resume: expected a checkpoint in --checkpoint {cfg.checkpoint!r}, received a "
+                "folder without one (ckpt_*.pt). Run without --resume to start"
+            )
+        state = load_checkpoint(path)
+        check_compatible(state["run"], identity, path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        _restore_rng(state["rng"], ctx, cfg, start)
+        if log:
+            log(f"resumed from {path} at step {start}")
+
+    parameters = sum(p.numel() for p in model.parameters())
+    if log:
+        source = cfg.data or "synthetic images"
+        kind = "per-sample" if cfg.per_sample else "batch-shared"
+        log(
+            f"pretrain {cfg.model}: {parameters:,} parameters, input {tuple(model.input_shape)}, "
+            f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
+            f"{cfg.mask_ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
+            f"thread(s), {ctx.device}"
+        )
+    net: nn.Module = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            broadcast_buffers=False,  # buffers are derived index tensors, equal everywhere
+        )
+    sampler = StreamSampler(
+        None if cfg.data is None else len(dataset),
+        cfg.batch_size,
+        cfg.steps,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        seed=cfg.seed,
+        start_step=start,
+    )
+    collator = MaskingCollator(
+        preparer,
+        cfg.mask_ratio,
+        per_sample=cfg.per_sample,
+        seed=cfg.seed,
+        global_batch=global_batch,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collator,
+        num_workers=cfg.workers,
+        worker_init_fn=_init_worker if cfg.workers else None,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    metrics_file = None
+    if ctx.is_main and cfg.metrics:
+        directory = os.path.dirname(os.path.abspath(cfg.metrics))
+        os.makedirs(directory, exist_ok=True)
+        metrics_file = open(cfg.metrics, "a" if cfg.resume else "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        records = _run_steps(cfg, ctx, net, optimizer, loader, start, identity, metrics_file, log)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+
+    summary = _summary(cfg, ctx, records, start, parameters)
+    if ctx.is_main and cfg.save:
+        torch.save(_encoder_state(model), cfg.save)
+        summary["saved"] = cfg.save
+    if log and records:
+        log(
+            f"loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} over steps "
+            f"{start + 1}-{cfg.steps}; {summary['samples_per_s']:.1f} samples/s (median after "
+            f"the first step); waiting for data {100 * summary['data_wait_fraction']:.1f} % of "
+            "the step time" + (f"; encoder weights: {cfg.save}" if cfg.save else "")
+        )
+    elif log:
+        log(f"nothing to do: the checkpoint is at step {start} of --steps {cfg.steps}")
+    return summary
+
+
+def _run_steps(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    start: int,
+    identity: dict[str, Any],
+    metrics_file: Any,
+    log: Callable[[str], None] | None,
+) -> list[dict[str, Any]]:
+    """The step loop; returns one metrics record per step."""
+    model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+    progress = _Progress(cfg.steps, cfg.progress, log)
+    records: list[dict[str, Any]] = []
+    global_batch = cfg.batch_size * ctx.world_size
+    it = iter(loader)
+    for step in range(start + 1, cfg.steps + 1):
+        t0 = time.perf_counter()
+        batch = _next_batch(it)
+        t1 = time.perf_counter()
+        assert batch.global_step == step - 1, (batch.global_step, step)
+        inputs = batch.inputs.to(ctx.device, non_blocking=True)
+        prepared = batch.step.to(ctx.device, non_blocking=True)
+        lr = cosine_lr(
+            step,
+            base_lr=cfg.lr,
+            total_steps=cfg.steps,
+            warmup_steps=cfg.warmup_steps,
+            min_lr=cfg.min_lr,
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = net(inputs, mask=prepared)[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        optimizer.step()
+        mean_loss = float(all_reduce_mean(loss.detach().float(), ctx))
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        t2 = time.perf_counter()
+        record = {
+            "step": step,
+            "loss": mean_loss,
+            "lr": lr,
+            "samples_per_s": global_batch / (t2 - t0),
+            "step_time_s": t2 - t0,
+            "data_wait_s": t1 - t0,
+            "world_size": ctx.world_size,
+            "global_batch": global_batch,
+        }
+        records.append(record)
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+        progress.update(record)
+        if cfg.checkpoint and (
+            step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
+        ):
+            _save(cfg, ctx, model, optimizer, step, identity)
+    progress.close()
+    return records
+
+
+def _save(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    identity: dict[str, Any],
+) -> None:
+    rng = all_gather_objects(_rng_state(ctx), ctx)  # every process's random state
+    if not ctx.is_main:
+        return
+    state = {
+        "format": FORMAT,
+        "run": identity,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": {
+            "lr": cfg.lr,
+            "min_lr": cfg.min_lr,
+            "warmup_steps": cfg.warmup_steps,
+            "total_steps": cfg.steps,
+        },
+        "sampler": {"position": step * identity["global_batch"], "step": step},
+        "rng": rng,
+    }
+    save_checkpoint(checkpoint_path(cfg.checkpoint, step), state)  # type: ignore[arg-type]
+
+
+def _summary(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    records: list[dict[str, Any]],
+    start: int,
+    parameters: int,
+) -> dict[str, Any]:
+    steady = records[1:] or records  # the first step allocates and warms torch up
+    step_time = sum(r["step_time_s"] for r in steady)
+    rates = sorted(r["samples_per_s"] for r in steady)
+    out: dict[str, Any] = {
+        "model": cfg.model,
+        "start_step": start,
+        "steps_run": len(records),
+        "world_size": ctx.world_size,
+        "parameters": parameters,
+        "losses": [r["loss"] for r in records],
+        "samples_per_s": rates[len(rates) // 2] if rates else 0.0,
+        "data_wait_fraction": (sum(r["data_wait_s"] for r in steady) / step_time)
+        if step_time
+        else 0.0,
+        "config": {k: v for k, v in asdict(cfg).items() if k != "log"},
+    }
+    if records:
+        out["first_loss"] = records[0]["loss"]
+        out["last_loss"] = records[-1]["loss"]
+    return out
