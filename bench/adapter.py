@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -36,31 +37,31 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import grouping as gp
-from grouping.adapter import GroupedWindowAttention, window_layout
+from grouping.adapter import GroupedWindowAttention, dense_window_attention, window_layout
+from grouping.core.geometry import StageGeometry
+from grouping.presets import get_preset
 
-# name, grid, channels, heads (Swin-B at 224 px, patch 4)
-STAGES = {
-    "stage1": ((56, 56), 128, 4),
-    "stage2": ((28, 28), 256, 8),
-    "stage3": ((14, 14), 512, 16),
-    "stage4": ((7, 7), 1024, 32),
-}
-UNIT_PX = 32
-PATCH_PX = 4
+PRESET = get_preset("swin-b-224-w7")  # Swin-B at 224 px, patch 4: the GreenMIM setting
+STAGES = {f"stage{i + 1}": i for i in range(PRESET.num_stages)}
+UNIT_PX = PRESET.mask_unit_px
 
 
-def stage_mask(
-    grid: tuple[int, int], mask_ratio: float, seed: int, batch: int | None = None
-) -> np.ndarray:
+def stage_geometry(stage: str, window: int) -> StageGeometry:
+    """Grid, width, heads, window and shift of a stage at a window size (one home for them:
+    :func:`grouping.core.geometry.swin_stages`)."""
+    return dataclasses.replace(PRESET, window_size=window).stages[STAGES[stage]]
+
+
+def stage_mask(stage: str, mask_ratio: float, seed: int, batch: int | None = None) -> np.ndarray:
     """Mask of a stage: 32 px mask units upsampled to the stage's tokens.
 
     One mask ``[H, W]`` for the batch (``batch=None``) or one per sample ``[B, H, W]``.
     """
-    stage = {56: 0, 28: 1, 14: 2, 7: 3}[grid[0]]
-    factor = max(UNIT_PX // (PATCH_PX * 2**stage), 1)  # tokens per unit side at this stage
+    index = STAGES[stage]
+    grid = PRESET.grid(index)
+    factor = max(UNIT_PX // (PRESET.patch_size * 2**index), 1)  # tokens per unit side
     units = (grid[0] // factor, grid[1] // factor)
     if batch is None:
         mask = gp.batch_mask(units, mask_ratio, rng=seed)
@@ -72,68 +73,6 @@ def stage_mask(
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def dense_window_attention(
-    attn: GroupedWindowAttention, x: torch.Tensor, window: int, shift: int, impl: str
-) -> torch.Tensor:
-    """Swin's shifted-window attention over all tokens ``x [B, H, W, C]`` (H, W divisible)."""
-    b, hh, ww, c = x.shape
-    heads, d, n = attn.num_heads, attn.head_dim, window * window
-    if shift:
-        x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-    x = x.view(b, hh // window, window, ww // window, window, c).transpose(2, 3)
-    x = x.reshape(-1, n, c)  # [B * nW, n, C]
-    qkv = attn.qkv(x).view(-1, n, 3, heads, d).permute(2, 0, 3, 1, 4)  # [3, B*nW, H, n, d]
-    q, k, v = qkv.unbind(0)
-    bias = attn.relative_position_bias_table[_rel_index(window, x.device)]  # [n, n, H]
-    bias = bias.permute(2, 0, 1)  # [H, n, n]
-    nw = (hh // window) * (ww // window)
-    allowed = _region_mask(hh, ww, window, shift, x.device)  # [nW, n, n] or None
-    if allowed is not None:
-        q, k, v = (t.reshape(b, nw, heads, n, d) for t in (q, k, v))  # [B, nW, H, n, d]
-        bias = bias[None].masked_fill(~allowed[:, None], float("-inf"))  # [nW, H, n, n]
-    if impl == "sdpa":
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-    else:
-        a = (q * attn.scale) @ k.transpose(-2, -1) + bias
-        y = a.softmax(-1) @ v
-    y = y.reshape(b * nw, heads, n, d).transpose(1, 2).reshape(b * nw, n, c)
-    y = attn.proj(y)
-    y = y.view(b, hh // window, ww // window, window, window, c).transpose(2, 3)
-    y = y.reshape(b, hh, ww, c)
-    if shift:
-        y = torch.roll(y, shifts=(shift, shift), dims=(1, 2))
-    return y
-
-
-_CACHE: dict = {}
-
-
-def _rel_index(window: int, device: torch.device) -> torch.Tensor:
-    key = ("rel", window, device)
-    if key not in _CACHE:
-        ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-        pos = torch.stack([ys.reshape(-1), xs.reshape(-1)], 1)
-        rel = pos[:, None] - pos[None, :] + window - 1
-        _CACHE[key] = (rel[..., 0] * (2 * window - 1) + rel[..., 1]).to(device)
-    return _CACHE[key]
-
-
-def _region_mask(hh: int, ww: int, window: int, shift: int, device: torch.device):
-    if not shift:
-        return None
-    key = ("region", hh, ww, window, shift, device)
-    if key not in _CACHE:
-        label = torch.zeros(hh, ww, dtype=torch.long)
-        cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
-        for i, hs in enumerate(cuts):
-            for j, ws in enumerate(cuts):
-                label[hs, ws] = 3 * i + j
-        lw = label.view(hh // window, window, ww // window, window).transpose(1, 2)
-        lw = lw.reshape(-1, window * window)
-        _CACHE[key] = (lw[:, :, None] == lw[:, None, :]).to(device)
-    return _CACHE[key]
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> float:
@@ -169,10 +108,11 @@ def fwd_bwd(module: torch.nn.Module, call: Callable[[torch.Tensor], torch.Tensor
 
 
 def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
-    grid, dim, heads = STAGES[stage]
-    shift = window // 2 if grid[0] > window else 0
+    geometry = stage_geometry(stage, window)
+    grid, dim, heads = geometry.grid, geometry.dim, geometry.heads
+    window, shift = geometry.window[0], geometry.shift[0]
     per_sample = args.masks == "sample"
-    mask = stage_mask(grid, args.mask_ratio, args.seed, args.batch if per_sample else None)
+    mask = stage_mask(stage, args.mask_ratio, args.seed, args.batch if per_sample else None)
     keep = int(mask.sum()) // (args.batch if per_sample else 1)
     torch.manual_seed(args.seed)
     attn = GroupedWindowAttention(dim, heads, window).to(device)
@@ -197,7 +137,11 @@ def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
         return fwd_bwd(attn, call, x_vis)
 
     def dense(impl: str):
-        return fwd_bwd(attn, lambda x: dense_window_attention(attn, x, window, shift, impl), x_full)
+        def call(x: torch.Tensor) -> torch.Tensor:
+            attn.attn_impl = impl  # the adapter's dense baseline follows the module's path
+            return dense_window_attention(x, attn, shift)
+
+        return fwd_bwd(attn, call, x_full)
 
     fns = {
         "grouped_sdpa": grouped("sdpa"),
@@ -243,10 +187,10 @@ def bench_row(stage: str, window: int, args, device: torch.device) -> dict:
 
 def bench_modes(stage: str, window: int, args, device: torch.device) -> dict:
     """Grouped vs masking mode at one stage (same weights, same input)."""
-    grid, dim, heads = STAGES[stage]
-    window = min(window, grid[0])
-    shift = window // 2 if grid[0] > window else 0
-    mask = stage_mask(grid, args.mask_ratio, args.seed)
+    geometry = stage_geometry(stage, window)
+    grid, dim, heads = geometry.grid, geometry.dim, geometry.heads
+    window, shift = geometry.window[0], geometry.shift[0]
+    mask = stage_mask(stage, args.mask_ratio, args.seed)
     keep = int(mask.sum())
     torch.manual_seed(args.seed)
     attn = GroupedWindowAttention(dim, heads, window).to(device)
@@ -351,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for stage in ("stage2", "stage3", "stage4"):
             for window in args.windows:
-                grid = STAGES[stage][0]
+                grid = PRESET.grid(STAGES[stage])
                 if window > grid[0] and any(m["stage"] == stage for m in modes):
                     continue
                 m = bench_modes(stage, window, args, device)

@@ -11,7 +11,10 @@ window size, the widths and depths of the stages, and the mask unit. Stages are 
 * the window is ``min(window_size, grid)`` and a shifted block shifts by ``window // 2``, except
   where the grid is no larger than the window (one window, no shift), as Swin does.
 
-This module belongs to the core level: numpy only, no torch.
+The stage numbers come from :func:`grouping.core.geometry.swin_stages` (the function the model
+configs use too), and the architectures from the model registry (``greenmim_swin_base`` and
+``greenmim_swin_tiny``). Unlike a model config, a preset allows partial border windows (the
+solver's partition), so windows need not divide the grid. No torch is imported.
 
 Example:
     >>> p = get_preset("swin-b-224-w7")
@@ -31,6 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .core.errors import check_int, check_mask_ratio, invalid
+from .core.geometry import StageGeometry, swin_stages
+from .models.registry import model_info
 
 __all__ = ["PRESETS", "Preset", "get_preset", "preset_counts", "preset_names"]
 
@@ -95,31 +100,34 @@ class Preset:
             )
         return stage
 
+    @property
+    def stages(self) -> tuple[StageGeometry, ...]:
+        """The geometry of every stage (:func:`grouping.core.geometry.swin_stages`)."""
+        side = self.image_size // self.patch_size
+        return swin_stages((side, side), self.window_size, self.embed_dim, self.num_heads)
+
     def grid(self, stage: int = 0) -> tuple[int, int]:
         """Token grid ``(H, W)`` at ``stage``."""
-        side = (self.image_size // self.patch_size) // 2 ** self._stage(stage)
-        return (side, side)
+        return self.stages[self._stage(stage)].grid
 
     def channels(self, stage: int = 0) -> int:
         """Channels ``C`` at ``stage``: ``embed_dim * 2**stage``."""
-        return self.embed_dim * 2 ** self._stage(stage)
+        return self.stages[self._stage(stage)].dim
 
     def heads(self, stage: int = 0) -> int:
         """Attention heads at ``stage``."""
-        return int(self.num_heads[self._stage(stage)])
+        return self.stages[self._stage(stage)].heads
 
     def window(self, stage: int = 0) -> int:
         """Window side in tokens at ``stage``: ``min(window_size, grid side)``, as Swin does."""
-        return min(self.window_size, self.grid(stage)[0])
+        return self.stages[self._stage(stage)].window[0]
 
     def shift(self, stage: int = 0, shifted: bool = True) -> int:
         """Partition offset of a (shifted) block at ``stage``: ``window // 2`` or 0.
 
         A stage whose grid fits in one window never shifts (Swin sets the shift to 0 there).
         """
-        if not shifted or self.window_size >= self.grid(stage)[0]:
-            return 0
-        return self.window(stage) // 2
+        return self.stages[self._stage(stage)].shift[0] if shifted else 0
 
     def mask_unit_tokens(self, stage: int = 0, mask_unit_px: int | None = None) -> int:
         """Side in tokens of a mask unit at ``stage``: ``mask_unit_px // patch_size // 2**stage``.
@@ -163,17 +171,15 @@ class Preset:
 
 
 def _swin(name: str, image_size: int, window_size: int, size: str = "b") -> Preset:
-    if size == "b":
-        embed_dim, depths, num_heads = 128, (2, 2, 18, 2), (4, 8, 16, 32)
-    else:  # "t"
-        embed_dim, depths, num_heads = 96, (2, 2, 6, 2), (3, 6, 12, 24)
+    model = "greenmim_swin_base" if size == "b" else "greenmim_swin_tiny"
+    arch = model_info(model).kwargs  # the registered architecture: one home for its numbers
     return Preset(
         name=name,
         image_size=image_size,
         window_size=window_size,
-        embed_dim=embed_dim,
-        depths=depths,
-        num_heads=num_heads,
+        embed_dim=arch["embed_dim"],
+        depths=tuple(arch["depths"]),
+        num_heads=tuple(arch["num_heads"]),
         description=f"Swin-{size.upper()}, {image_size} px, window {window_size}, 32 px mask units",
     )
 

@@ -107,8 +107,8 @@ def resample_pos_embed(
         old_grid: the grid it was learned for, 2-D ``(H, W)`` or 3-D ``(T, H, W)``.
         new_grid: the grid wanted, same rank.
         num_prefix_tokens: ``P``, kept as they are.
-        mode: ``F.interpolate`` mode for 2-D grids (``"bicubic"`` as timm); 3-D grids use
-            ``"trilinear"``.
+        mode: ``F.interpolate`` mode for 2-D grids (``"bicubic"`` with antialiasing, as timm);
+            3-D grids use ``"trilinear"``.
 
     Returns:
         ``[1, P + prod(new_grid), D]`` (the input itself if the grids are equal).
