@@ -21,10 +21,10 @@ solver settings, no weights): what the training package's collator calls in the 
 Example:
     >>> from grouping.models import create_model
     >>> model = create_model("greenmim_swin_tiny", img_size=64, window_size=4, embed_dim=8,
-    ...                      num_heads=(1, 1, 1, 1), depths=(1, 1, 1, 1), decoder_dim=16,
-    ...                      decoder_heads=1)
+    ...                      num_heads=(1, 1, 1), depths=(1, 1, 1), mask_unit=16,
+    ...                      decoder_dim=16, decoder_heads=1)
     >>> prep = model.preparer(strategy="ffd")
-    >>> mask = prep.draw_mask(0.75, rng=0)                # bool [2, 2] on the mask-unit grid
+    >>> mask = prep.draw_mask(0.75, rng=0)                # bool [4, 4] on the mask-unit grid
     >>> step = prep(mask)                                 # what a DataLoader worker returns
     >>> step.batch is None, step.device.type
     (True, 'cpu')

@@ -11,8 +11,10 @@ Set-up and the step loop are apart (as MAE's ``main_pretrain`` and ``engine_pret
 
 Example:
     >>> from grouping.train import TrainConfig, train
+    >>> tiny = dict(img_size=64, window_size=4, embed_dim=16, depths=(1, 1, 1),
+    ...             num_heads=(1, 2, 2), mask_unit=16, decoder_dim=32, decoder_heads=2)
     >>> summary = train(TrainConfig(model="greenmim_swin_tiny", steps=2, batch_size=2,
-    ...     overrides=dict(img_size=64, window_size=4), progress=False, log=None))
+    ...                             overrides=tiny, progress=False, log=None))
     >>> summary["steps_run"], summary["world_size"]
     (2, 1)
 """
@@ -75,7 +77,7 @@ class TrainConfig:
         data: an image folder (Pillow); None for synthetic images.
         augment: MAE's random resized crop and flip on folder images (else a centre crop).
         lr: the peak learning rate (absolute, not scaled by the batch).
-        min_lr: the final learning rate of the cosine schedule.
+        min_lr: the floor of the cosine schedule.
         warmup_steps: steps of linear warm-up.
         weight_decay: AdamW weight decay (not applied to biases, norms and 1-D parameters).
         clip_grad: clip the gradient norm to this value (None: no clipping).
@@ -136,8 +138,8 @@ class TrainConfig:
             raise invalid("--lr", "a positive float", self.lr)
         if self.min_lr < 0 or self.min_lr > self.lr:
             raise invalid("--min-lr", f"a float in [0, --lr={self.lr}]", self.min_lr)
-        if self.warmup_steps > self.steps:
-            raise invalid("--warmup-steps", f"at most --steps={self.steps}", self.warmup_steps)
+        if self.warmup_steps >= self.steps:
+            raise invalid("--warmup-steps", f"fewer than --steps={self.steps}", self.warmup_steps)
         if self.clip_grad is not None and not self.clip_grad > 0:
             raise invalid("--clip-grad", "a positive norm", self.clip_grad)
         if self.resume and not self.checkpoint:
@@ -409,7 +411,7 @@ def _run_steps(
     global_batch = cfg.batch_size * ctx.world_size
     it = iter(loader)
     for step in range(start + 1, cfg.steps + 1):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         batch = _next_batch(it)
         t1 = time.perf_counter()
         assert batch.global_step == step - 1, (batch.global_step, step)
@@ -442,6 +444,7 @@ def _run_steps(
             "samples_per_s": global_batch / (t2 - t0),
             "step_time_s": t2 - t0,
             "data_wait_s": t1 - t0,
+            "cpu_time_s": time.process_time() - cpu0,  # this process, all its threads
             "world_size": ctx.world_size,
             "global_batch": global_batch,
         }
