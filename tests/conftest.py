@@ -21,10 +21,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _warm_jit() -> None:
-    """Compile (or load from numba's cache) every kernel once before the tests run."""
+def _warm_jit() -> dict[str, frozenset[str]]:
+    """Compile (or load from numba's cache) every kernel once before the tests run.
+
+    Returns the signatures every core kernel has right after the warm-up, before any test ran
+    (``test_warmup.py`` checks that no later call adds one).
+    """
+    from jit_signatures import kernel_signatures
+
     import grouping
 
     warmup = getattr(grouping, "warmup", None)
     if warmup is not None:
         warmup()
+    return kernel_signatures()

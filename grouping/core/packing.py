@@ -3,6 +3,10 @@
 Windows are items (size = visible count), groups are bins of capacity ``g``. Every jitted
 kernel and the helpers it calls live in this one file (numba's on-disk cache does not see
 changes in other files); ``solve.py`` holds the Python wrappers and the strategy logic.
+numba compiles one specialisation per signature of argument types, so the wrappers pass every
+array through :func:`kernel_array` (int64, C-contiguous, aligned, writeable) and every scalar as
+a Python int in the int64 range: each kernel then has exactly one signature, the one that
+:func:`warm_kernels` compiles (or loads from the cache) ahead of time.
 
 **GreenMIM's repeated knapsack.** The published algorithm (GreenMIM, ``group_windows``) packs
 one group at a time: a 0-1 knapsack with weight = value = visible count and capacity = group
@@ -45,12 +49,31 @@ References:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 __all__: list[str] = []
 
 _ONE = np.uint64(1)
+INT64_MAX = 2**63 - 1  # a Python int above this would reach the kernels as uint64
+
+
+def kernel_array(values: Any) -> NDArray[np.int64]:
+    """``values`` as the one array type the kernels are compiled for.
+
+    numba specialises on dtype, layout, alignment and *writeability*: a read-only array (a
+    plan's ``counts``, a broadcast view) or an int32 one would otherwise compile every kernel
+    it reaches a second time. Returns int64, C-contiguous, aligned and writeable; a copy only
+    when ``values`` is not that already.
+    """
+    array = values if type(values) is np.ndarray else np.asarray(values)
+    flags = array.flags
+    if array.dtype != np.int64 or not (flags.c_contiguous and flags.aligned and flags.writeable):
+        array = np.array(array, dtype=np.int64, order="C")
+    return array
 
 
 @njit(cache=True, nogil=True)
@@ -189,7 +212,7 @@ def greenmim_groups(weights: np.ndarray, capacity: int) -> tuple[np.ndarray, np.
     Returns ``(order, offsets)`` over positions into ``weights`` (see ``_greenmim_kernel``).
     Callers validate; this is the thin private entry used by :func:`grouping.solve`.
     """
-    weights = np.ascontiguousarray(weights, dtype=np.int64)
+    weights = kernel_array(weights)
     if weights.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
     if capacity < 64:
@@ -285,7 +308,7 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
 
 def decreasing_knapsack(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
     """Bin of every item under the repeated knapsack over decreasing sizes, and the bin count."""
-    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), 0
     bins, num = _decreasing_kernel(sizes, int(capacity))
@@ -653,13 +676,13 @@ def _fast_plan(counts, capacity, strategy):  # pragma: no cover - jitted
 
 def split_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """``(positions, sizes, largest, smallest)`` of int64 ``counts`` (1-D)."""
-    positions, sizes, largest, smallest = _split_counts(counts)
+    positions, sizes, largest, smallest = _split_counts(kernel_array(counts))
     return positions, sizes, int(largest), int(smallest)
 
 
 def group_by_bin(bins: np.ndarray, num_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, offsets)``: item positions bin by bin, and the bin boundaries."""
-    return _group_by_bin(np.ascontiguousarray(bins, dtype=np.int64), int(num_bins))
+    return _group_by_bin(kernel_array(bins), int(num_bins))
 
 
 FAST_STRATEGIES = {"greenmim": 0, "ffd": 1, "bfd": 2}
@@ -669,24 +692,24 @@ def fast_plan(
     counts: np.ndarray, capacity: int, strategy: str
 ) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
     """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count)."""
-    return _fast_plan(counts, capacity, FAST_STRATEGIES[strategy])
+    return _fast_plan(kernel_array(counts), int(capacity), FAST_STRATEGIES[strategy])
 
 
 def first_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
     """Bin of every item under FFD, and the number of bins."""
-    bins, num = _first_fit_decreasing(np.ascontiguousarray(sizes, dtype=np.int64), int(capacity))
+    bins, num = _first_fit_decreasing(kernel_array(sizes), int(capacity))
     return bins, int(num)
 
 
 def best_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
     """Bin of every item under BFD, and the number of bins."""
-    bins, num = _best_fit_decreasing(np.ascontiguousarray(sizes, dtype=np.int64), int(capacity))
+    bins, num = _best_fit_decreasing(kernel_array(sizes), int(capacity))
     return bins, int(num)
 
 
 def lower_bound(sizes: np.ndarray, capacity: int) -> int:
     """max(L1, L2): a proven lower bound on the number of bins."""
-    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
         return 0
     return int(_lower_bound(sizes, int(capacity)))
@@ -694,7 +717,7 @@ def lower_bound(sizes: np.ndarray, capacity: int) -> int:
 
 def dff_bound(sizes: np.ndarray, capacity: int) -> int:
     """The dual-feasible-function lower bound (stronger than L2 on some inputs, O(g m))."""
-    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
         return 0
     return int(_dff_bound(sizes, int(capacity)))
@@ -706,15 +729,50 @@ def search(
     """Try to pack ``sizes`` (any order) into ``num_bins`` bins.
 
     Returns ``(status, bins, nodes)``: status 1 with the bin of every item, 0 (proven
-    impossible) or -1 (budget exhausted) with ``bins=None``.
+    impossible) or -1 (budget exhausted) with ``bins=None``. A ``node_limit`` past the int64
+    range means no limit (it is clipped, so the kernel keeps its one signature).
     """
-    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    sizes = kernel_array(sizes)
     order = _sort_decreasing(sizes, int(capacity))
     sorted_sizes = np.ascontiguousarray(sizes[order])
-    status, choice, nodes = _search(sorted_sizes, int(capacity), int(num_bins), int(node_limit))
+    limit = min(int(node_limit), INT64_MAX)
+    status, choice, nodes = _search(sorted_sizes, int(capacity), int(num_bins), limit)
     if status != 1:
         return int(status), None, int(nodes)
     sorted_bins, _ = _bins_from_choices(sorted_sizes, int(capacity), choice)
     bins = np.empty_like(sorted_bins)
     bins[order] = sorted_bins
     return 1, bins, int(nodes)
+
+
+def warm_kernels() -> None:
+    """Call every kernel of this file once, with the one signature the wrappers pass.
+
+    Each call compiles that specialisation or loads it from numba's on-disk cache. The helpers
+    that only other kernels call are called here too: a kernel loaded from the cache does not
+    load its callees' dispatchers, and a cold compile gives them the same signature anyway.
+    Called by :func:`grouping.warmup`; add every new kernel here (``tests/test_warmup.py``
+    fails on a dispatcher left without a signature).
+    """
+    sizes = np.array([4, 3, 3, 2, 2, 1], dtype=np.int64)  # decreasing; 15 = 3 bins of 5
+    words = np.zeros(2, dtype=np.uint64)
+    _shift_or(words, np.zeros(2, dtype=np.uint64), 3, 2, _ONE)
+    _highest_bit(words, 2)
+    items = np.arange(3, dtype=np.int64)
+    _emit_group(items, 3, np.zeros(3, dtype=np.bool_), np.empty(3, dtype=np.int64), 0)
+    for capacity in (5, 70):  # the one-word (g < 64) and the multi-word bitset kernels
+        greenmim_groups(sizes, capacity)
+    decreasing_knapsack(sizes, 5)
+    _sort_decreasing(sizes, 5)
+    first_fit_decreasing(sizes, 5)
+    best_fit_decreasing(sizes, 5)
+    lower_bound(sizes, 5)
+    dff_bound(sizes, 5)
+    search(sizes, 5, 3, 100)  # packed, so the choices are replayed into bins too
+    search(sizes, 5, 2, 100)  # proven impossible
+    counts = np.array([0, 4, 3, 0, 3, 2, 2, 1], dtype=np.int64)
+    split_counts(counts)
+    group_by_bin(np.array([1, 0, 1], dtype=np.int64), 2)
+    for strategy in FAST_STRATEGIES:
+        for capacity in (0, 5, 70):
+            fast_plan(counts, capacity, strategy)

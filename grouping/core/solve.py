@@ -33,10 +33,12 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import cutting, packing
 from .cutting import rounded_lp_packing
 from .errors import check_int, invalid
 from .packing import (
     FAST_STRATEGIES,
+    INT64_MAX,
     best_fit_decreasing,
     decreasing_knapsack,
     dff_bound,
@@ -44,6 +46,7 @@ from .packing import (
     first_fit_decreasing,
     greenmim_groups,
     group_by_bin,
+    kernel_array,
     lower_bound,
     search,
     split_counts,
@@ -59,9 +62,21 @@ AUTO_NODE_LIMIT = 5_000
 EXACT_NODE_LIMIT = 2_000_000
 AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
 
+# An input on which "auto" runs every step (found by a random search; used by the warm-up and
+# its test): FFD, BFD, the knapsack, the LP and the published algorithm all need 9 groups of
+# 118, the bound is 8, and the tail repair's search first proves a re-packing impossible,
+# then finds one with more donor groups (8 groups, optimal).
+HARD_GROUP_SIZE = 118
+HARD_COUNTS = (
+    *(39, 40, 48, 35, 29, 34, 28, 47, 38, 48, 40, 30),
+    *(36, 52, 49, 33, 48, 46, 37, 49, 35, 31, 30, 32),
+)
+
 
 def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
-    """``counts`` as a contiguous 1-D int64 array (not yet checked for negative values)."""
+    """``counts`` as a 1-D :func:`~grouping.core.packing.kernel_array` (int64, C-contiguous,
+    writeable: one kernel signature whatever the input); not yet checked for negative values.
+    """
     array = counts if type(counts) is np.ndarray else np.asarray(counts)
     if array.dtype.kind not in "iu" and array.size:
         raise invalid(
@@ -70,10 +85,7 @@ def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
             array,
             "cast integral float counts with .astype(int)",
         )
-    flat = array.reshape(-1)
-    if flat.dtype != np.int64:
-        flat = flat.astype(np.int64)
-    return np.ascontiguousarray(flat)
+    return kernel_array(array.reshape(-1))
 
 
 def _negative_counts(smallest: int) -> None:
@@ -394,7 +406,7 @@ def solve(
         cheap
         and max_group_size is None
         and (
-            group_size is None or (type(group_size) is int and group_size >= 1)  # noqa: E721 - bool excluded on purpose
+            group_size is None or (type(group_size) is int and 1 <= group_size <= INT64_MAX)  # noqa: E721 - bool excluded on purpose
         )
     ):
         # fast path: one kernel call validates, packs and bounds
@@ -435,6 +447,8 @@ def solve(
         capacity = int(group_size)
         if capacity < 1:
             raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
+        if capacity > INT64_MAX:
+            raise invalid("group_size", "a positive int below 2**63", group_size)
     else:
         raise invalid("group_size", 'a positive int, None or "sweep"', group_size)
 
@@ -488,16 +502,24 @@ def _plan(
 def warmup() -> None:
     """Compile (or load from numba's on-disk cache) every solver kernel.
 
-    Call once at start-up so the first training step does not pay for JIT compilation.
+    Call once at start-up (before forking DataLoader workers) so that no training step pays
+    for JIT compilation. The wrappers give every kernel exactly one signature of argument
+    types (int64 C-contiguous writeable arrays, int64 scalars, whatever the dtype or flags of
+    the counts), and this reaches each of them: both bitset kernels (``g < 64`` and
+    ``g >= 64``), the bounds, the LP, the branch and bound, the tail repair and the helpers
+    that only other kernels call, so nothing that :func:`solve`, :func:`sweep_group_sizes` or
+    :func:`grouping.adapter.window_layout` runs later compiles again. With an empty cache it
+    compiles for about 17 s (2-core CPU); with a warm cache it loads in about 0.6 s
+    (docs/core.md, "Warm-up and the numba cache").
     """
+    packing.warm_kernels()
+    cutting.warm_kernels()
+    # the public paths once, so that their Python glue has run too: every strategy at a fixed
+    # size below and above 64, at the inferred size, and swept (with a size limit)
     counts = np.array([3, 5, 0, 2, 7, 1, 4, 4], dtype=np.int64)
     for strategy in STRATEGIES:
-        solve(counts, 8, strategy=strategy)
-    solve(counts, "sweep", channels=8)
-    solve(np.array([70, 60, 5], dtype=np.int64), 130, strategy="greenmim")  # multi-word
-    # kernels that only run when the heuristics miss the bound
-    sizes = np.array([2, 2, 2, 2, 2, 2, 2], dtype=np.int64)
-    dff_bound(sizes, 5)
-    decreasing_knapsack(sizes, 5)
-    rounded_lp_packing(sizes, 5)
-    search(sizes, 5, 3, 100)
+        for group_size in (8, 80, None):
+            solve(counts, group_size, strategy=strategy, channels=8)
+        solve(counts, "sweep", strategy=strategy, channels=8, max_group_size=12)
+    # every step of "auto": dual-feasible bound, LP, published algorithm, repair, search
+    solve(HARD_COUNTS, HARD_GROUP_SIZE, strategy="auto")
