@@ -134,7 +134,7 @@ def test_cosine_schedule_warms_up_then_decays_towards_min_lr() -> None:
     with pytest.raises(ValueError, match="step"):
         cosine_lr(11, base_lr=1.0, total_steps=10)
     with pytest.raises(ValueError, match="warmup_steps"):
-        cosine_lr(1, base_lr=1.0, total_steps=3, warmup_steps=3)
+        cosine_lr(1, base_lr=1.0, total_steps=3, warmup_steps=4)
 
 
 # -- the loop ------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class ModelInfo:
             ``forward(inputs, mask=step)`` returns the loss first).
         summary: one line for listings.
         size_arg: the architecture argument that sets the input size (``--img-size``).
+        mask_ratio: the default mask ratio of ``grouping pretrain`` (the paper's).
     """
 
     name: str
@@ -49,6 +50,7 @@ class ModelInfo:
     pretrain: bool = True
     summary: str = ""
     size_arg: str = "img_size"
+    mask_ratio: float = 0.75
 
 
 # Swin architectures (timm's SwinTransformer fields). Swin-T: timm's swin_tiny_patch4_window7_224
@@ -56,9 +58,59 @@ class ModelInfo:
 _SWIN_T = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
 _SWIN_B = dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=7)
 
+# Hiera (facebookresearch/hiera): the official factories' arguments. MAE uses q_pool=2.
+_HIERA = {
+    "tiny": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2)),
+    "small": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2)),
+    "base": dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)),
+    "base_plus": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)),
+    "large": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)),
+    "huge": dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)),
+}
+_HIERA_VIDEO = dict(
+    num_classes=400,
+    input_size=(16, 224, 224),
+    q_stride=(1, 2, 2),
+    mask_unit_size=(1, 8, 8),
+    patch_kernel=(3, 7, 7),
+    patch_stride=(2, 4, 4),
+    patch_padding=(1, 3, 3),
+    sep_pos_embed=True,
+)
+
+
+def _hiera_models() -> list[ModelInfo]:
+    out = []
+    for size, arch in _HIERA.items():
+        video = size not in ("tiny", "small")
+        for mae in (False, True):
+            names = [f"hiera_{size}_224"] + ([f"hiera_{size}_16x224"] if video else [])
+            for name in names:
+                kwargs = {**arch, **(_HIERA_VIDEO if "16x" in name else {})}
+                if mae:
+                    kwargs["q_pool"] = 2
+                    name = "mae_" + name
+                out.append(
+                    ModelInfo(
+                        name,
+                        "hiera",
+                        f"grouping.models.hiera:{name}",
+                        kwargs,
+                        pretrain=mae,
+                        summary=("MAE " if mae else "")
+                        + f"Hiera-{size.replace('_plus', '+').title()}"
+                        + (", video 16x224" if "16x" in name else ", 224 px"),
+                        size_arg="input_size",
+                        mask_ratio=0.6 if "16x" not in name else 0.9,
+                    )
+                )
+    return out
+
+
 _MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
+        *_hiera_models(),
         ModelInfo(
             "greenmim_swin_tiny",
             "swin",

@@ -96,9 +96,10 @@ def add_pretrain_parser(subparsers: Any) -> None:
     p.add_argument(
         "--mask-ratio",
         type=float,
-        default=0.75,
+        default=None,
         metavar="R",
-        help="fraction of mask units masked (default 0.75)",
+        help="fraction of mask units masked (default: the model's, 0.75 for GreenMIM, 0.6 for "
+        "MAE-Hiera, 0.9 for its video models)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(

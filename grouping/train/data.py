@@ -173,42 +173,44 @@ class ImageFolder(Dataset):
 
 
 class SyntheticImages(Dataset):
-    """Smooth random images, a deterministic function of ``(seed, position)``.
+    """Smooth random images (or clips), a deterministic function of ``(seed, position)``.
 
-    Each channel is three random plane waves plus a little noise (values around ``[-1, 1]``):
-    enough structure for a masked autoencoder to learn to fill in, with no files to read.
+    Each channel is three random plane waves plus a little noise (values around ``[-1, 1]``);
+    a clip's waves also move with the frame. Enough structure for a masked autoencoder to learn
+    to fill in, with no files to read.
 
     Args:
-        size: ``(H, W)`` (an int means square).
+        size: ``(H, W)`` for images (an int means square), ``(T, H, W)`` for clips.
         channels: channels ``C``.
         seed: the seed.
 
     Shape:
-        ``dataset[(position, index)] -> (float32 [C, H, W], position)``; the index is ignored
+        ``dataset[(position, index)] -> (float32 [C, *size], position)``; the index is ignored
         (the stream never repeats).
     """
 
-    def __init__(self, size: int | tuple[int, int], channels: int = 3, *, seed: int = 0) -> None:
-        self.size = as_int_tuple("size", size, 2)
+    def __init__(self, size: int | tuple[int, ...], channels: int = 3, *, seed: int = 0) -> None:
+        ndim = 2 if isinstance(size, int) else len(tuple(size))
+        if ndim not in (2, 3):
+            raise invalid("size", "(H, W) or (T, H, W)", size)
+        self.size = as_int_tuple("size", size, ndim)
         self.channels = check_int("channels", channels, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        h, w = self.size
-        yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
-        self._grid = (yy, xx)
+        axes = [np.linspace(0, 1, n) for n in self.size]
+        self._grid = np.meshgrid(*axes, indexing="ij")  # one [*size] array per axis
 
     def __len__(self) -> int:  # an endless stream: the sampler never wraps it
         return 2**62
 
     def image(self, position: int) -> np.ndarray:
-        """float32 ``[C, H, W]`` of stream ``position``."""
+        """float32 ``[C, *size]`` of stream ``position``."""
         rng = stream_rng(self.seed, _SYNTHETIC, position)
-        yy, xx = self._grid
         out = np.empty((self.channels, *self.size), dtype=np.float32)
         for c in range(self.channels):
-            freq = rng.uniform(1, 8, size=(3, 2))
+            freq = rng.uniform(1, 8, size=(3, len(self.size)))
             phase = rng.uniform(0, 2 * np.pi, size=3)
             waves = sum(
-                np.sin(2 * np.pi * (f[0] * yy + f[1] * xx) + p)
+                np.sin(2 * np.pi * sum(fa * g for fa, g in zip(f, self._grid, strict=True)) + p)
                 for f, p in zip(freq, phase, strict=True)
             )
             out[c] = waves / 3 + 0.05 * rng.standard_normal(self.size)

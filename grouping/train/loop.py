@@ -72,7 +72,8 @@ class TrainConfig:
         batch_size: samples per step *per process*.
         workers: DataLoader workers (0: masks and steps are prepared in the training process).
         per_sample: one mask per sample (default one mask per batch, GreenMIM's choice).
-        mask_ratio: fraction of the mask grid masked.
+        mask_ratio: fraction of the mask grid masked; None: the model's (the paper's, from
+            the registry: 0.75 for GreenMIM, 0.6 for MAE-Hiera, 0.9 for its video models).
         seed: seeds the data, the masks and the model's initialisation.
         data: an image folder (Pillow); None for synthetic images.
         augment: MAE's random resized crop and flip on folder images (else a centre crop).
@@ -100,7 +101,7 @@ class TrainConfig:
     batch_size: int = 8
     workers: int = 0
     per_sample: bool = False
-    mask_ratio: float = 0.75
+    mask_ratio: float | None = None
     seed: int = 0
     data: str | None = None
     augment: bool = False
@@ -133,19 +134,26 @@ class TrainConfig:
         check_int("--threads", self.threads, minimum=0)
         check_int("--save-every", self.save_every, minimum=0)
         check_int("--warmup-steps", self.warmup_steps, minimum=0)
-        check_mask_ratio(self.mask_ratio, "--mask-ratio")
+        check_mask_ratio(self.ratio, "--mask-ratio")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise invalid("--lr", "a positive float", self.lr)
         if self.min_lr < 0 or self.min_lr > self.lr:
             raise invalid("--min-lr", f"a float in [0, --lr={self.lr}]", self.min_lr)
-        if self.warmup_steps >= self.steps:
-            raise invalid("--warmup-steps", f"fewer than --steps={self.steps}", self.warmup_steps)
+        if self.warmup_steps > self.steps:
+            raise invalid("--warmup-steps", f"at most --steps={self.steps}", self.warmup_steps)
         if self.clip_grad is not None and not self.clip_grad > 0:
             raise invalid("--clip-grad", "a positive norm", self.clip_grad)
         if self.resume and not self.checkpoint:
             raise invalid("--resume", "a --checkpoint DIR to resume from", None)
         if self.save_every and not self.checkpoint:
             raise invalid("--save-every", "a --checkpoint DIR to write to", None)
+
+    @property
+    def ratio(self) -> float:
+        """The mask ratio used: ``mask_ratio``, or the model's default."""
+        if self.mask_ratio is None:
+            return float(model_info(self.model).mask_ratio)
+        return self.mask_ratio
 
     def run_identity(self, global_batch: int) -> dict[str, Any]:
         """What a checkpoint must agree on to be resumed by this run: the model and its
@@ -155,7 +163,7 @@ class TrainConfig:
             "overrides": dict(self.overrides),
             "solver": dict(self.solver),
             "per_sample": bool(self.per_sample),
-            "mask_ratio": float(self.mask_ratio),
+            "mask_ratio": float(self.ratio),
             "seed": int(self.seed),
             "global_batch": int(global_batch),
             "data": "synthetic" if self.data is None else "folder",
@@ -195,8 +203,13 @@ def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
     chans, *size = model.input_shape
     if cfg.data is None:
         return SyntheticImages(tuple(size), chans, seed=cfg.seed)
-    if chans != 3:
-        raise invalid("--data", "a model with 3 input channels for folder images", chans)
+    if chans != 3 or len(size) != 2:
+        raise invalid(
+            "--data",
+            "an image model with 3 input channels for folder images",
+            f"{cfg.model} with input {tuple(model.input_shape)}",
+            "train video models on synthetic clips (no --data)",
+        )
     return ImageFolder(cfg.data, tuple(size), augment=cfg.augment, seed=cfg.seed)
 
 
@@ -332,7 +345,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         log(
             f"pretrain {cfg.model}: {parameters:,} parameters, input {tuple(model.input_shape)}, "
             f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
-            f"{cfg.mask_ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
+            f"{cfg.ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
             f"thread(s), {ctx.device}"
         )
     net: nn.Module = model
@@ -353,7 +366,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     )
     collator = MaskingCollator(
         preparer,
-        cfg.mask_ratio,
+        cfg.ratio,
         per_sample=cfg.per_sample,
         seed=cfg.seed,
         global_batch=global_batch,

@@ -26,7 +26,7 @@ def cosine_lr(
         step: the step about to be taken, ``1 <= step <= total_steps``.
         base_lr: the peak learning rate.
         total_steps: the steps of the whole run.
-        warmup_steps: steps of linear warm-up (``0 <= warmup_steps < total_steps``).
+        warmup_steps: steps of linear warm-up (``0 <= warmup_steps <= total_steps``).
         min_lr: the floor the cosine tends to.
 
     Example:
@@ -37,8 +37,8 @@ def cosine_lr(
     total = check_int("total_steps", total_steps, minimum=1)
     warmup = check_int("warmup_steps", warmup_steps, minimum=0)
     step = check_int("step", step, minimum=1)
-    if warmup >= total:
-        raise invalid("warmup_steps", f"fewer than total_steps={total}", warmup_steps)
+    if warmup > total:
+        raise invalid("warmup_steps", f"at most total_steps={total}", warmup_steps)
     if step > total:
         raise invalid("step", f"at most total_steps={total}", step)
     if step <= warmup:
