@@ -53,7 +53,7 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 from ..core.errors import GroupingValueError, as_int_tuple, check_int, invalid
 from ..core.layout import MaskUnitLayout, mask_unit_ids, mask_unit_layout, reroll_index
 from ..core.masking import batch_mask
-from .layers import DropPath, Mlp, PatchEmbed, gather_visible, place_visible
+from .layers import DropPath, Mlp, PatchEmbed, gather_visible
 from .mae import MAEHead, masked_mse, normalize_patches
 from .pos_embed import resample_pos_embed
 from .step import Preparer, Step
@@ -172,7 +172,7 @@ class HieraConfig:
             g % u for g, u in zip(grid, unit, strict=True)
         ):
             raise invalid(
-                "input_size", f"an input size whose token grid the mask units fit", size, hint
+                "input_size", "an input size whose token grid the mask units fit", size, hint
             )
         try:
             layout = mask_unit_layout(
@@ -243,7 +243,8 @@ class HieraConfig:
 
     @property
     def pred_stride(self) -> int:
-        """Pixels per side of a predicted patch (MAE): ``patch_stride[-1] * q_stride[-1]**q_pool``."""
+        """Pixels per side of a predicted patch (MAE):
+        ``patch_stride[-1] * q_stride[-1]**q_pool``."""
         return self.patch_stride[-1] * self.q_stride[-1] ** self.q_pool
 
     def arguments(self) -> dict[str, Any]:
@@ -852,7 +853,8 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
 
     def pixel_labels(self, x: torch.Tensor, step: HieraStep) -> torch.Tensor:
         """The official labels ``[B * M, P]``: pixels of every masked final token, per-patch
-        normalised (2-D order ``(c, p, q)``; video: the first frame of each token, ``(p, q, c)``)."""
+        normalised (2-D order ``(c, p, q)``; video: the first frame of each token,
+        ``(p, q, c)``)."""
         s = self.pred_stride
         if self.config.ndim == 2:
             patches = _patches_2d(x, s)  # B, L_f, C*s*s
