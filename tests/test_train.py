@@ -69,6 +69,16 @@ def _metrics(path: os.PathLike) -> list[dict]:
 # -- data and masks: functions of the seed and the position only ----------------------------------
 
 
+@pytest.mark.parametrize("size", [(5, 7), (3, 4, 6)])
+def test_synthetic_waves_are_the_plane_wave_formula(size) -> None:
+    data = SyntheticImages(size, 1)
+    freq, phase = np.array([1.5, 2.5, 3.5][: len(size)]), 0.3
+    coords = np.meshgrid(*[np.linspace(0, 1, n) for n in size], indexing="ij")
+    expected = np.sin(2 * np.pi * sum(f * c for f, c in zip(freq, coords, strict=True)) + phase)
+    np.testing.assert_allclose(data._wave(freq, phase), expected, atol=1e-12)
+    assert data[(3, 0)][0].shape == (1, *size)
+
+
 def test_stream_sampler_splits_one_global_batch_across_processes() -> None:
     one = StreamSampler(10, 4, 5, seed=3)
     two = [StreamSampler(10, 2, 5, rank=r, world_size=2, seed=3) for r in range(2)]
@@ -106,10 +116,15 @@ def test_collator_masks_do_not_depend_on_how_the_batch_is_split() -> None:
             assert not np.array_equal(halves[0][0], halves[0][1])
         else:
             assert np.array_equal(halves[0], halves[1])  # one mask for the global step
-        assert batch.step.batch == (4 if per_sample else None)
-        # the batch crosses process boundaries
+        step = batch.unpack_step("cpu")
+        assert step.batch == (4 if per_sample else None)
+        direct = prep(whole.masks([4, 5, 6, 7]), batch=4)
+        for a, b in zip(step.layouts, direct.layouts, strict=True):  # packing loses nothing
+            assert torch.equal(a[1].rel_index, b[1].rel_index) and a[1].plan is not None
+        assert torch.equal(step.embed_index, direct.embed_index)
+        # the batch crosses process boundaries as one buffer
         again = pickle.loads(pickle.dumps(batch))
-        assert torch.equal(again.step.final_index, batch.step.final_index)
+        assert torch.equal(again.unpack_step("cpu").final_index, step.final_index)
 
 
 @given(

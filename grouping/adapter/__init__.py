@@ -27,13 +27,14 @@ from .layout import (
 )
 from .masks import VarlenOffsets, additive_mask, block_mask, token_attention_mask, varlen_offsets
 from .ops import check_tokens, group_tokens, ungroup_tokens
-from .tensors import first_tensor, map_tensors
+from .tensors import PackedTensors, first_tensor, map_tensors, pack_tensors
 
 __all__ = [
     "ATTENTION_IMPLS",
     "AUTO_ATTENTION_IMPL",
     "MODES",
     "GroupedWindowAttention",
+    "PackedTensors",
     "VarlenOffsets",
     "WindowLayout",
     "additive_mask",
@@ -46,6 +47,7 @@ __all__ = [
     "group_tokens",
     "grouped_attention",
     "map_tensors",
+    "pack_tensors",
     "relative_position_bias",
     "relative_position_index",
     "shifted_window_mask",

@@ -2,7 +2,9 @@
 
 Prepared steps and layouts are frozen dataclasses holding tensors, tuples of tensors and other
 dataclasses; :func:`map_tensors` is what their ``.to(device)`` and ``.pin_memory()`` call, so
-that a new field is moved without anyone remembering to move it.
+that a new field is moved without anyone remembering to move it. :func:`pack_tensors` puts all
+tensors of such a structure in one buffer, so that it crosses a process boundary (and reaches a
+GPU) as one tensor.
 """
 
 from __future__ import annotations
@@ -13,9 +15,36 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["first_tensor", "map_tensors"]
+__all__ = ["PackedTensors", "first_tensor", "map_tensors", "pack_tensors"]
 
 T = TypeVar("T")
+
+
+def _map(value: Any, fn: Callable[[Any], Any], leaf: tuple[type, ...]) -> Any:
+    """Apply ``fn`` to every instance of ``leaf`` inside ``value``; containers in which nothing
+    changed are returned as the same object."""
+    if isinstance(value, leaf):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        items = [_map(v, fn, leaf) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*items)
+        return type(value)(items)
+    if isinstance(value, dict):
+        mapped = {k: _map(v, fn, leaf) for k, v in value.items()}
+        return value if all(mapped[k] is value[k] for k in value) else type(value)(mapped)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            if f.init:
+                old = getattr(value, f.name)
+                new = _map(old, fn, leaf)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
 
 
 def map_tensors(value: T, fn: Callable[[torch.Tensor], torch.Tensor]) -> T:
@@ -32,31 +61,7 @@ def map_tensors(value: T, fn: Callable[[torch.Tensor], torch.Tensor]) -> T:
     Returns:
         The same kind of structure.
     """
-    if isinstance(value, torch.Tensor):
-        return fn(value)  # type: ignore[return-value]
-    if isinstance(value, (tuple, list)):
-        items = [map_tensors(v, fn) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return type(value)(*items)  # type: ignore[return-value]
-        return type(value)(items)  # type: ignore[return-value]
-    if isinstance(value, dict):
-        mapped = {k: map_tensors(v, fn) for k, v in value.items()}
-        if all(mapped[k] is value[k] for k in value):
-            return value
-        return type(value)(mapped)  # type: ignore[return-value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for f in dataclasses.fields(value):
-            if not f.init:
-                continue
-            old = getattr(value, f.name)
-            new = map_tensors(old, fn)
-            if new is not old:
-                changes[f.name] = new
-        return dataclasses.replace(value, **changes) if changes else value
-    return value
+    return _map(value, fn, (torch.Tensor,))
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:
@@ -76,3 +81,103 @@ def first_tensor(value: Any) -> torch.Tensor | None:
         if found is not None:
             return found
     return None
+
+
+class _Slot:
+    """Where a packed tensor was: an index into :attr:`PackedTensors.specs`."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Slot, (self.index,))
+
+
+_ALIGN = 64  # bytes: every packed tensor starts at a multiple (any dtype can be viewed there)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PackedTensors:
+    """A structure whose tensors all live in one byte buffer (see :func:`pack_tensors`).
+
+    Sending a prepared step from a DataLoader worker moves each of its tensors through shared
+    memory one by one (a file descriptor and a round trip each: ~1 ms per tensor, measured
+    ~75 ms for the ~60 tensors of a Swin-T step); packed, it is one tensor, and on CUDA one
+    host-to-device copy. :meth:`unpack` gives the structure back, its tensors views of the
+    buffer.
+
+    Attributes:
+        buffer: uint8 ``[nbytes]``, every tensor's bytes at an aligned offset.
+        specs: per tensor ``(offset, dtype, shape)``.
+        skeleton: the structure with :class:`_Slot` placeholders where the tensors were.
+    """
+
+    buffer: torch.Tensor
+    specs: tuple[tuple[int, torch.dtype, tuple[int, ...]], ...]
+    skeleton: Any
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the buffer."""
+        return self.buffer.device
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> PackedTensors:
+        """The same with the buffer on ``device`` (one copy)."""
+        buffer = self.buffer.to(device, non_blocking=non_blocking)
+        return self if buffer is self.buffer else dataclasses.replace(self, buffer=buffer)
+
+    def pin_memory(self) -> PackedTensors:
+        """The same with the buffer in pinned memory."""
+        return dataclasses.replace(self, buffer=self.buffer.pin_memory())
+
+    def unpack(self) -> Any:
+        """The structure, every tensor a view of :attr:`buffer` (no copy)."""
+
+        def view(slot: _Slot) -> torch.Tensor:
+            offset, dtype, shape = self.specs[slot.index]
+            size = max(1, torch.Size(shape).numel()) * _itemsize(dtype)
+            flat = self.buffer[offset : offset + size].view(dtype)
+            return flat[: torch.Size(shape).numel()].view(shape)
+
+        return _map(self.skeleton, view, (_Slot,))
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def pack_tensors(value: Any) -> PackedTensors:
+    """Copy every tensor of ``value`` (all on one device) into one aligned byte buffer.
+
+    The inverse is :meth:`PackedTensors.unpack`; ``pack_tensors(x).unpack()`` equals ``x``
+    tensor for tensor (same dtypes, shapes and values; the unpacked tensors are contiguous).
+
+    Example:
+        >>> packed = pack_tensors({"a": torch.arange(3), "b": (torch.ones(2, dtype=torch.bool), 5)})
+        >>> packed.buffer.dtype, len(packed.specs)
+        (torch.uint8, 2)
+        >>> packed.unpack()["a"].tolist(), packed.unpack()["b"][1]
+        ([0, 1, 2], 5)
+    """
+    tensors: list[torch.Tensor] = []
+
+    def slot(t: torch.Tensor) -> _Slot:
+        tensors.append(t)
+        return _Slot(len(tensors) - 1)
+
+    skeleton = _map(value, slot, (torch.Tensor,))
+    specs, offset = [], 0
+    for t in tensors:
+        specs.append((offset, t.dtype, tuple(t.shape)))
+        nbytes = max(1, t.numel()) * t.element_size()
+        offset += -(-nbytes // _ALIGN) * _ALIGN
+    device = tensors[0].device if tensors else torch.device("cpu")
+    buffer = torch.empty(max(offset, 1), dtype=torch.uint8, device=device)
+    for t, (start, dtype, _) in zip(tensors, specs, strict=True):
+        n = t.numel()
+        if n:
+            dst = buffer[start : start + n * t.element_size()].view(dtype)
+            dst.copy_(t.reshape(-1))
+    return PackedTensors(buffer, tuple(specs), skeleton)

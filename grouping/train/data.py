@@ -196,24 +196,33 @@ class SyntheticImages(Dataset):
         self.size = as_int_tuple("size", size, ndim)
         self.channels = check_int("channels", channels, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        axes = [np.linspace(0, 1, n) for n in self.size]
-        self._grid = np.meshgrid(*axes, indexing="ij")  # one [*size] array per axis
+        self._axes = [np.linspace(0.0, 1.0, n) for n in self.size]
 
     def __len__(self) -> int:  # an endless stream: the sampler never wraps it
         return 2**62
 
+    def _wave(self, freq: np.ndarray, phase: float) -> np.ndarray:
+        """``sin(2 pi (f . coords) + phase)`` over the grid, separably: the angle of the leading
+        axes (a small array) and of the last axis meet through ``sin(a + b) = sin a cos b +
+        cos a sin b``, so the cost is one multiply-add per pixel, not one sine."""
+        *lead, last = [2 * np.pi * f * a for f, a in zip(freq, self._axes, strict=True)]
+        head = np.zeros([len(a) for a in lead]) + phase  # [*size[:-1]]
+        for axis, angles in enumerate(lead):
+            shape = [1] * len(lead)
+            shape[axis] = -1
+            head = head + angles.reshape(shape)
+        head = head[..., None]
+        return np.sin(head) * np.cos(last) + np.cos(head) * np.sin(last)
+
     def image(self, position: int) -> np.ndarray:
         """float32 ``[C, *size]`` of stream ``position``."""
         rng = stream_rng(self.seed, _SYNTHETIC, position)
-        out = np.empty((self.channels, *self.size), dtype=np.float32)
+        freq = rng.uniform(1, 8, size=(self.channels, 3, len(self.size)))
+        phase = rng.uniform(0, 2 * np.pi, size=(self.channels, 3))
+        out = 0.05 * rng.standard_normal((self.channels, *self.size), dtype=np.float32)
         for c in range(self.channels):
-            freq = rng.uniform(1, 8, size=(3, len(self.size)))
-            phase = rng.uniform(0, 2 * np.pi, size=3)
-            waves = sum(
-                np.sin(2 * np.pi * sum(fa * g for fa, g in zip(f, self._grid, strict=True)) + p)
-                for f, p in zip(freq, phase, strict=True)
-            )
-            out[c] = waves / 3 + 0.05 * rng.standard_normal(self.size)
+            waves = sum(self._wave(freq[c, k], phase[c, k]) for k in range(3))
+            out[c] += (waves / 3).astype(np.float32)
         return out
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:

@@ -429,7 +429,7 @@ def _run_steps(
         t1 = time.perf_counter()
         assert batch.global_step == step - 1, (batch.global_step, step)
         inputs = batch.inputs.to(ctx.device, non_blocking=True)
-        prepared = batch.step.to(ctx.device, non_blocking=True)
+        prepared = batch.unpack_step(ctx.device, non_blocking=True)
         lr = cosine_lr(
             step,
             base_lr=cfg.lr,
