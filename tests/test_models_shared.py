@@ -281,6 +281,31 @@ def test_map_tensors_walks_nested_structures() -> None:
     assert map_tensors(same, lambda t: t + 1) is same
 
 
+def test_pack_tensors_round_trips_every_tensor_of_a_step() -> None:
+    from grouping.adapter import pack_tensors
+    from grouping.adapter.tensors import _map
+
+    model = create_model("greenmim_swin_tiny", img_size=64, window_size=4)
+    step = model.preparer()(model.sample_mask(3, 0.5, rng=0, per_sample=True), batch=3)
+    packed = pickle_round_trip(pack_tensors(step))
+    out = packed.unpack()
+    ours, theirs = [], []
+    _map(step, theirs.append, (torch.Tensor,))
+    _map(out, ours.append, (torch.Tensor,))
+    assert len(ours) == len(theirs) > 20
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+        assert a.untyped_storage().data_ptr() == packed.buffer.untyped_storage().data_ptr()
+    empty = pack_tensors({"e": torch.zeros(0, 3), "s": torch.tensor(2.5)}).unpack()
+    assert empty["e"].shape == (0, 3) and float(empty["s"]) == 2.5
+
+
+def pickle_round_trip(value):
+    import pickle
+
+    return pickle.loads(pickle.dumps(value))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs cuda")
 def test_step_pin_memory_and_non_blocking_copy_on_cuda() -> None:
     model = create_model("greenmim_swin_tiny", img_size=64, window_size=4)
