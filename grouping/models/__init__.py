@@ -3,7 +3,8 @@
 Shared pieces live in one file each: ``layers`` (MLP, attention, cross-attention, transformer
 block, patch embedding, visible-token gather/place), ``pos_embed`` (sin-cos and learned
 position embeddings), ``mae`` (the MAE decoder head and loss), ``step`` (the prepared-step
-protocol). Each family has its own file: ``swin`` (GreenMIM), ``simmim`` (the dense baseline).
+protocol). Each family has its own file: ``swin`` (GreenMIM), ``simmim`` (the dense baseline),
+``hiera`` (Hiera and MAE-Hiera, as the official code), ``perceiver`` (Perceiver IO).
 
 Models take prepared steps (or masks, the slow path) as inputs; no grouping is solved inside a
 block. ``list_models()``, ``model_info()`` and ``create_model()`` come from the torch-free

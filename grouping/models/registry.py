@@ -107,10 +107,66 @@ def _hiera_models() -> list[ModelInfo]:
     return out
 
 
+# Perceiver IO for images (transformers' PerceiverForImageClassificationFourier layout): the
+# ImageNet model of the paper, and a small one for tests.
+_PERCEIVER = (
+    ModelInfo(
+        "perceiver_io_imagenet",
+        "perceiver",
+        "grouping.models.perceiver:perceiver_io",
+        dict(
+            image_size=224,
+            num_classes=1000,
+            num_latents=512,
+            d_latents=1024,
+            num_blocks=8,
+            num_self_attends_per_block=6,
+            num_self_attention_heads=8,
+            num_cross_attention_heads=1,
+            qk_channels=256,
+            v_channels=1024,
+            prep_type="pixels",
+            num_bands=64,
+        ),
+        pretrain=False,
+        summary="Perceiver IO, ImageNet: 512 x 1024 latents, 8 x 6 self-attention, Fourier 64",
+    ),
+    ModelInfo(
+        "perceiver_io_small",
+        "perceiver",
+        "grouping.models.perceiver:perceiver_io",
+        dict(
+            image_size=32,
+            num_classes=10,
+            num_latents=16,
+            d_latents=32,
+            num_blocks=2,
+            num_self_attends_per_block=2,
+            num_self_attention_heads=2,
+            num_cross_attention_heads=1,
+            prep_type="patches",
+            spatial_downsample=4,
+            num_bands=4,
+        ),
+        pretrain=False,
+        summary="a small Perceiver IO for tests (32 px, 16 x 32 latents)",
+    ),
+    ModelInfo(
+        "perceiver_multimodal_autoencoder",
+        "perceiver",
+        "grouping.models.perceiver:perceiver_multimodal_autoencoder",
+        dict(frames=4, image_size=32, audio_samples_per_frame=64, num_labels=10),
+        summary="Perceiver IO multimodal autoencoding (video + audio + label), small clips",
+        size_arg="image_size",
+        mask_ratio=0.75,
+    ),
+)
+
 _MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         *_hiera_models(),
+        *_PERCEIVER,
         ModelInfo(
             "greenmim_swin_tiny",
             "swin",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ __all__ = [
     "IMAGENET_STD",
     "ImageFolder",
     "StreamSampler",
+    "SyntheticClips",
     "SyntheticImages",
     "UnreadableImageError",
     "image_files",
@@ -44,7 +46,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # as MAE norm
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 # Independent random streams per purpose, all seeded by (seed, stream, position or step).
-_SHUFFLE, _AUGMENT, _SYNTHETIC = 1, 2, 3
+_SHUFFLE, _AUGMENT, _SYNTHETIC, _CLIPS = 1, 2, 3, 6
 MASK_STREAM, SHARED_MASK_STREAM = 4, 5
 
 
@@ -306,7 +308,75 @@ class StreamSampler(Sampler[list[tuple[int, int]]]):
             yield self.keys(step)
 
 
-def stack_images(samples: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, list[int]]:
-    """``[(image, position), ...]`` -> ``(float32 [B, C, H, W], positions)``."""
-    images = torch.stack([image for image, _ in samples])
-    return images, [int(p) for _, p in samples]
+class SyntheticClips(Dataset):
+    """Synthetic video + audio + label clips, a deterministic function of ``(seed, position)``.
+
+    The label ``k`` is drawn first; the video is plane waves whose temporal frequency grows
+    with ``k`` (so the label can be read off the video), the audio a sine of frequency
+    ``k + 1`` cycles per frame plus noise: something a multimodal autoencoder can learn to
+    reconstruct and classify.
+
+    Args:
+        frames, size, channels: the video ``[T, C, H, W]``.
+        audio_samples: audio samples per clip.
+        num_labels: classes.
+        seed: the seed.
+
+    Shape:
+        ``dataset[(position, index)] -> ({"image": [T, C, H, W], "audio": [S], "label": [K]
+        one-hot}, position)``.
+    """
+
+    def __init__(
+        self,
+        frames: int,
+        size: int,
+        channels: int,
+        audio_samples: int,
+        num_labels: int,
+        *,
+        seed: int = 0,
+    ) -> None:
+        self.frames = check_int("frames", frames, minimum=1)
+        self.images = SyntheticImages((self.frames, size, size), channels, seed=seed)
+        self.channels = channels
+        self.audio_samples = check_int("audio_samples", audio_samples, minimum=1)
+        self.num_labels = check_int("num_labels", num_labels, minimum=1)
+        self.seed = check_int("seed", seed, minimum=0)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def clip(self, position: int) -> dict[str, np.ndarray]:
+        """The clip of stream ``position`` as numpy arrays."""
+        rng = stream_rng(self.seed, _CLIPS, position)
+        label = int(rng.integers(self.num_labels))
+        video = self.images.image(position)  # C, T, H, W
+        t = np.linspace(0.0, 1.0, self.frames)[None, :, None, None]
+        video = video * np.cos(2 * np.pi * (label + 1) * t / 4).astype(np.float32)
+        n = self.audio_samples
+        s = np.arange(n) / (n / self.frames)
+        audio = np.sin(2 * np.pi * (label + 1) * s + rng.uniform(0, 2 * np.pi))
+        audio = audio + 0.05 * rng.standard_normal(n)
+        one_hot = np.zeros(self.num_labels, dtype=np.float32)
+        one_hot[label] = 1.0
+        return {
+            "image": np.ascontiguousarray(video.transpose(1, 0, 2, 3)),  # T, C, H, W
+            "audio": audio.astype(np.float32),
+            "label": one_hot,
+        }
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[dict[str, torch.Tensor], int]:
+        position = int(key[0])
+        return {k: torch.from_numpy(v) for k, v in self.clip(position).items()}, position
+
+
+def stack_images(samples: Sequence[tuple[Any, int]]) -> tuple[Any, list[int]]:
+    """``[(input, position), ...]`` -> ``(batch, positions)``: tensors stacked (``[B, ...]``),
+    dicts of tensors stacked key by key."""
+    first = samples[0][0]
+    if isinstance(first, dict):
+        batch: Any = {k: torch.stack([x[k] for x, _ in samples]) for k in first}
+    else:
+        batch = torch.stack([x for x, _ in samples])
+    return batch, [int(p) for _, p in samples]

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..adapter.tensors import map_tensors
 from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
 from ..models.registry import create_model, model_info
 from .checkpoint import (
@@ -46,7 +47,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .collate import MaskingCollator, TrainBatch
-from .data import ImageFolder, StreamSampler, SyntheticImages
+from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
 from .distributed import (
     DistContext,
     all_gather_objects,
@@ -200,6 +201,15 @@ def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torc
 
 
 def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
+    if hasattr(model, "clip_spec"):  # video + audio + label models
+        if cfg.data is not None:
+            raise invalid(
+                "--data",
+                "no image folder for a multimodal model",
+                cfg.data,
+                "it trains on synthetic clips",
+            )
+        return SyntheticClips(**model.clip_spec, seed=cfg.seed)
     chans, *size = model.input_shape
     if cfg.data is None:
         return SyntheticImages(tuple(size), chans, seed=cfg.seed)
@@ -343,7 +353,8 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         source = cfg.data or "synthetic images"
         kind = "per-sample" if cfg.per_sample else "batch-shared"
         log(
-            f"pretrain {cfg.model}: {parameters:,} parameters, input {tuple(model.input_shape)}, "
+            f"pretrain {cfg.model}: {parameters:,} parameters, input "
+            f"{tuple(getattr(model, 'input_shape', ())) or 'video + audio + label'}, "
             f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
             f"{cfg.ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
             f"thread(s), {ctx.device}"
@@ -428,7 +439,7 @@ def _run_steps(
         batch = _next_batch(it)
         t1 = time.perf_counter()
         assert batch.global_step == step - 1, (batch.global_step, step)
-        inputs = batch.inputs.to(ctx.device, non_blocking=True)
+        inputs = map_tensors(batch.inputs, lambda t: t.to(ctx.device, non_blocking=True))
         prepared = batch.unpack_step(ctx.device, non_blocking=True)
         lr = cosine_lr(
             step,
@@ -440,7 +451,9 @@ def _run_steps(
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = net(inputs, mask=prepared)[0]
+            out = net(inputs, mask=prepared)
+        loss = out[0]  # every model's forward returns the loss first; a dict last: metrics
+        extra = out[-1] if isinstance(out[-1], dict) else {}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip_grad is not None:
@@ -461,6 +474,8 @@ def _run_steps(
             "world_size": ctx.world_size,
             "global_batch": global_batch,
         }
+        for name, value in extra.items():  # e.g. the PSNR of the reconstructions
+            record[name] = float(all_reduce_mean(value.detach().float(), ctx))
         records.append(record)
         if metrics_file is not None:
             metrics_file.write(json.dumps(record) + "\n")

@@ -1,0 +1,1597 @@
+"""Perceiver IO: encode any input into a small latent array, process it, decode with queries.
+
+Jaegle et al. (2021/22). An encoder cross-attends from ``N`` learned latents to the ``M``
+preprocessed inputs, then runs ``num_blocks`` repeats of a block of self-attention layers (the
+same weights every repeat); a decoder cross-attends from output queries to the latents, so the
+cost is linear in the input and output sizes. The blocks here are shaped for reuse by HiP
+(:mod:`grouping.models.hip`): every attention module takes the channel, head and widening
+options both families need.
+
+Names and conventions:
+
+* :class:`PerceiverAttention` is Perceiver IO's attention *layer*: layer-normed queries (and
+  keys/values for cross-attention), multi-head attention through
+  :func:`~torch.nn.functional.scaled_dot_product_attention` (:class:`~grouping.models.layers.\
+CrossAttention`), an optional query residual, then an MLP with a widening factor and its own
+  residual.
+* Inputs are channels-last ``[B, M, C]`` after preprocessing; positions are flattened
+  row-major over the index dimensions.
+* GELU is exact by default (what transformers uses); ``activation="gelu_tanh"`` gives the tanh
+  approximation of the original JAX code (``jax.nn.gelu`` defaults to ``approximate=True``).
+  The two differ by up to ~1e-3 per activation; use the one a checkpoint was trained with.
+
+Differences from transformers' ``PerceiverModel`` (all on paths that ``from_transformers`` does
+not need): the ``"pixels"`` preprocessor downsamples the spatial axes (transformers slices the
+batch and channel axes of a 4-D input); sub-sampled decoding gathers the full query array at the
+chosen positions, so it equals full decoding there (transformers recomputes Fourier positions
+as ``-1 + 2 i / n``, which differs from the grid's ``linspace(-1, 1, n)``).
+
+References:
+    Jaegle, Andrew, et al. "Perceiver IO: A General Architecture for Structured Inputs &
+    Outputs." ICLR 2022. Jaegle, Andrew, et al. "Perceiver: General Perception with Iterative
+    Attention." ICML 2021.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.errors import as_int_tuple, check_int, invalid
+from .layers import CrossAttention, Mlp, gather_visible
+from .step import Preparer, Step
+
+__all__ = [
+    "AudioPreprocessor",
+    "BasicDecoder",
+    "ClassificationDecoder",
+    "ImagePreprocessor",
+    "MultimodalAEConfig",
+    "MultimodalAEStep",
+    "MultimodalAutoencoder",
+    "MultimodalDecoder",
+    "MultimodalPreparer",
+    "MultimodalPreprocessor",
+    "PerceiverAttention",
+    "PerceiverEncoder",
+    "PerceiverIO",
+    "PerceiverIOConfig",
+    "PositionEncoding",
+    "fourier_features",
+    "from_transformers",
+    "perceiver_io",
+    "perceiver_multimodal_autoencoder",
+    "prepare_multimodal",
+    "psnr",
+]
+
+ACTIVATIONS = ("gelu", "gelu_tanh")
+
+
+def _activation(name: str) -> type[nn.Module]:
+    if name == "gelu":
+        return nn.GELU
+    if name == "gelu_tanh":
+
+        class GELUTanh(nn.GELU):
+            def __init__(self) -> None:
+                super().__init__(approximate="tanh")
+
+        return GELUTanh
+    raise invalid("activation", f"one of {ACTIVATIONS}", name)
+
+
+# -- position encodings --------------------------------------------------------------------------
+
+
+def linear_positions(index_dims: Sequence[int]) -> torch.Tensor:
+    """Positions in ``[-1, 1]`` on every axis: float32 ``[prod(index_dims), d]``, row-major."""
+    axes = [torch.linspace(-1.0, 1.0, int(n)) for n in index_dims]
+    grid = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(grid, dim=-1).reshape(-1, len(index_dims))
+
+
+def fourier_features(
+    index_dims: int | Sequence[int],
+    num_bands: int,
+    *,
+    max_resolution: int | Sequence[int] | None = None,
+    concat_pos: bool = True,
+    sine_only: bool = False,
+) -> torch.Tensor:
+    """Perceiver's Fourier position features of a grid.
+
+    Positions ``x`` in ``[-1, 1]`` on every axis (``linspace``), then per axis the
+    frequencies ``f = linspace(1, res / 2, num_bands)`` (``res`` the axis's maximum resolution,
+    whose Nyquist frequency is ``res / 2``) and the features ``[x, sin(pi f x), cos(pi f x)]``:
+    the positions first (``concat_pos``), then every sine (axis-major, band-minor), then every
+    cosine (omitted with ``sine_only``).
+
+    Args:
+        index_dims: the grid, e.g. ``(224, 224)`` or ``(16, 56, 56)``.
+        num_bands: bands per axis, ``K >= 1``.
+        max_resolution: per axis (default ``index_dims``).
+        concat_pos: prepend the raw positions.
+        sine_only: sines only.
+
+    Returns:
+        float32 ``[prod(index_dims), C]`` with ``C = d * K * (1 if sine_only else 2) + (d if
+        concat_pos else 0)``.
+
+    Example:
+        >>> fourier_features((4, 6), 3).shape       # 2 + 2 * 3 * 2 channels
+        torch.Size([24, 14])
+    """
+    dims = as_int_tuple(
+        "index_dims", index_dims, 1 if isinstance(index_dims, int) else len(index_dims)
+    )
+    k = check_int("num_bands", num_bands, minimum=1)
+    res = (
+        dims
+        if max_resolution is None
+        else as_int_tuple("max_resolution", max_resolution, len(dims))
+    )
+    pos = linear_positions(dims)  # N, d
+    return _fourier(pos, k, res, concat_pos, sine_only)
+
+
+def _fourier(
+    pos: torch.Tensor, num_bands: int, res: Sequence[int], concat_pos: bool, sine_only: bool
+) -> torch.Tensor:
+    freq = torch.stack([torch.linspace(1.0, r / 2, num_bands) for r in res])  # d, K
+    per = (pos[:, :, None] * freq[None]).reshape(pos.shape[0], -1)  # N, d*K
+    feats = (
+        [torch.sin(math.pi * per)]
+        if sine_only
+        else [torch.sin(math.pi * per), torch.cos(math.pi * per)]
+    )
+    return torch.cat(([pos] if concat_pos else []) + feats, dim=-1)
+
+
+class PositionEncoding(nn.Module):
+    """Fourier (fixed) or trainable position encodings of a fixed grid, optionally projected.
+
+    Args:
+        kind: ``"fourier"`` or ``"trainable"``.
+        index_dims: the grid.
+        num_channels: channels of a trainable encoding.
+        num_bands, max_resolution, concat_pos, sine_only: of a Fourier encoding (see
+            :func:`fourier_features`).
+        project_pos_dim: project to this width with a linear layer (None: no projection).
+
+    Shape:
+        ``forward(batch, positions=None) -> [B, L, C]``; ``positions`` (int64 ``[M]`` or
+        ``[B, M]``) selects rows of the grid.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        index_dims: int | Sequence[int],
+        *,
+        num_channels: int | None = None,
+        num_bands: int = 64,
+        max_resolution: Sequence[int] | None = None,
+        concat_pos: bool = True,
+        sine_only: bool = False,
+        project_pos_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        dims = as_int_tuple(
+            "index_dims", index_dims, 1 if isinstance(index_dims, int) else len(index_dims)
+        )
+        self.kind, self.index_dims = kind, dims
+        if kind == "fourier":
+            table = fourier_features(
+                dims,
+                num_bands,
+                max_resolution=max_resolution,
+                concat_pos=concat_pos,
+                sine_only=sine_only,
+            )
+            self.register_buffer("table", table, persistent=False)  # derived
+            width = table.shape[1]
+        elif kind == "trainable":
+            width = check_int("num_channels", num_channels, minimum=1)
+            self.position_embeddings = nn.Parameter(torch.randn(math.prod(dims), width) * 0.02)
+        else:
+            raise invalid("position_encoding", "'fourier' or 'trainable'", kind)
+        self.projection = None if project_pos_dim is None else nn.Linear(width, project_pos_dim)
+        self.num_channels = width if project_pos_dim is None else int(project_pos_dim)
+
+    @property
+    def length(self) -> int:
+        """Positions in the grid."""
+        return math.prod(self.index_dims)
+
+    def forward(self, batch: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.table if self.kind == "fourier" else self.position_embeddings  # L, C
+        if self.projection is not None:
+            table = self.projection(table)
+        pos = table[None].expand(batch, -1, -1)  # B, L, C
+        return pos if positions is None else gather_visible(pos, positions)
+
+
+# -- attention -----------------------------------------------------------------------------------
+
+
+class PerceiverAttention(nn.Module):
+    """Perceiver IO's attention layer (cross- or self-attention), with its MLP.
+
+    ``y = attend(norm_q(x), norm_kv(inputs)) [+ x]``, then ``y + mlp(norm_mlp(y))``.
+
+    Args:
+        q_dim: width of the queries ``x``.
+        kv_dim: width of the key/value inputs; None for self-attention (keys and values are
+            the normed queries).
+        num_heads: heads.
+        qk_channels: query/key width; default for cross-attention the query side
+            (``shape_for_attention="q"``) or the key/value side (``"kv"``), for
+            self-attention ``q_dim``.
+        v_channels: value width, default ``qk_channels``.
+        shape_for_attention: ``"kv"`` or ``"q"`` (see ``qk_channels``).
+        use_query_residual: add the queries to the attention output.
+        widening_factor: MLP hidden width over the output width.
+        dropout: dropout on the attention weights.
+        activation: ``"gelu"`` (exact) or ``"gelu_tanh"``.
+        out_dim: the attention output width (cross-attention: ``q_dim``; self-attention:
+            ``v_channels``, as Perceiver IO).
+
+    Shape:
+        ``forward(x [B, N, q_dim], inputs [B, M, kv_dim] or None, attn_mask=None) -> [B, N,
+        out_dim]``; ``attn_mask`` bool broadcast to ``[B, h, N, M]``, True = may attend.
+    """
+
+    def __init__(
+        self,
+        q_dim: int,
+        kv_dim: int | None = None,
+        *,
+        num_heads: int = 1,
+        qk_channels: int | None = None,
+        v_channels: int | None = None,
+        shape_for_attention: str = "kv",
+        use_query_residual: bool = True,
+        widening_factor: int = 1,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        out_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        cross = kv_dim is not None
+        if shape_for_attention not in ("q", "kv"):
+            raise invalid("shape_for_attention", "'q' or 'kv'", shape_for_attention)
+        if qk_channels is None:
+            qk_channels = kv_dim if cross and shape_for_attention == "kv" else q_dim
+        if v_channels is None:
+            v_channels = qk_channels
+        out = out_dim if out_dim is not None else (q_dim if cross else v_channels)
+        self.cross = cross
+        self.norm_q = nn.LayerNorm(q_dim)
+        self.norm_kv = nn.LayerNorm(kv_dim) if cross else None
+        self.attn = CrossAttention(
+            q_dim,
+            kv_dim if cross else q_dim,
+            num_heads,
+            qk_channels=qk_channels,
+            v_channels=v_channels,
+            out_dim=out,
+            attn_drop=dropout,
+        )
+        self.use_query_residual = bool(use_query_residual)
+        self.norm_mlp = nn.LayerNorm(out)
+        self.mlp = Mlp(
+            out,
+            check_int("widening_factor", widening_factor, minimum=1) * out,
+            act_layer=_activation(activation),
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        inputs: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        q = self.norm_q(x)
+        if self.cross:
+            if inputs is None:
+                raise invalid("inputs", "a key/value tensor for cross-attention", None)
+            kv = self.norm_kv(inputs)
+        else:
+            kv = q
+        y = self.attn(q, kv, attn_mask)
+        if self.use_query_residual:
+            y = y + x
+        return y + self.mlp(self.norm_mlp(y))
+
+
+class PerceiverEncoder(nn.Module):
+    """Learned latents, one cross-attention from the inputs, then ``num_blocks`` repeats of a
+    block of ``num_self_attends_per_block`` self-attention layers (weights shared by every
+    repeat).
+
+    Args:
+        num_latents, d_latents: the latent array ``[N, D]``.
+        input_channels: width of the preprocessed inputs.
+        num_blocks: repeats of the self-attention block.
+        num_self_attends_per_block: layers per block.
+        num_cross_attention_heads, num_self_attention_heads: heads.
+        qk_channels, v_channels: attention widths (None: Perceiver IO's defaults).
+        cross_attention_shape_for_attention: ``"kv"`` or ``"q"``.
+        cross_attention_widening_factor, self_attention_widening_factor: MLP widths.
+        use_query_residual: the cross-attention's query residual.
+        dropout: attention dropout.
+        activation: ``"gelu"`` or ``"gelu_tanh"``.
+
+    Shape:
+        ``forward(inputs [B, M, C], input_mask=None) -> [B, N, D]``; ``input_mask`` bool
+        ``[B, M]``, True = attend (padding False).
+    """
+
+    def __init__(
+        self,
+        num_latents: int,
+        d_latents: int,
+        input_channels: int,
+        *,
+        num_blocks: int = 1,
+        num_self_attends_per_block: int = 1,
+        num_cross_attention_heads: int = 1,
+        num_self_attention_heads: int = 1,
+        qk_channels: int | None = None,
+        v_channels: int | None = None,
+        cross_attention_shape_for_attention: str = "kv",
+        cross_attention_widening_factor: int = 1,
+        self_attention_widening_factor: int = 1,
+        use_query_residual: bool = True,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        self.num_blocks = check_int("num_blocks", num_blocks, minimum=1)
+        self.latents = nn.Parameter(
+            torch.randn(
+                check_int("num_latents", num_latents, minimum=1),
+                check_int("d_latents", d_latents, minimum=1),
+            )
+            * 0.02
+        )
+        self.input_channels = check_int("input_channels", input_channels, minimum=1)
+        self.cross_attention = PerceiverAttention(
+            d_latents,
+            input_channels,
+            num_heads=num_cross_attention_heads,
+            qk_channels=qk_channels,
+            v_channels=v_channels,
+            shape_for_attention=cross_attention_shape_for_attention,
+            use_query_residual=use_query_residual,
+            widening_factor=cross_attention_widening_factor,
+            dropout=dropout,
+            activation=activation,
+        )
+        self.self_attends = nn.ModuleList(
+            PerceiverAttention(
+                d_latents,
+                num_heads=num_self_attention_heads,
+                qk_channels=qk_channels,
+                v_channels=v_channels,
+                widening_factor=self_attention_widening_factor,
+                dropout=dropout,
+                activation=activation,
+            )
+            for _ in range(
+                check_int("num_self_attends_per_block", num_self_attends_per_block, minimum=1)
+            )
+        )
+
+    def forward(self, inputs: torch.Tensor, input_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_channels:
+            raise invalid("inputs", f"a tensor [B, M, {self.input_channels}]", tuple(inputs.shape))
+        b = inputs.shape[0]
+        mask = None if input_mask is None else input_mask[:, None, None, :]  # B, 1, 1, M
+        z = self.cross_attention(self.latents[None].expand(b, -1, -1), inputs, mask)
+        for _ in range(self.num_blocks):
+            for layer in self.self_attends:
+                z = layer(z)
+        return z
+
+
+# -- decoders ------------------------------------------------------------------------------------
+
+
+class BasicDecoder(nn.Module):
+    """Cross-attention from output queries to the latents, then an optional final projection.
+
+    The queries are position encodings of ``output_index_dims`` (trainable or Fourier),
+    optionally concatenated with the preprocessed inputs (``concat_preprocessed_input``); a
+    subset of the query positions can be decoded (``positions``), e.g. at train time.
+
+    Args:
+        latent_dim: width of the latents.
+        output_num_channels: output width (with ``final_project``).
+        output_index_dims: the output grid, e.g. ``1`` (a class) or ``(16, 224, 224)``.
+        position_encoding: ``"trainable"``, ``"fourier"`` or ``"none"`` (queries are given to
+            :meth:`forward` directly).
+        num_channels: width of the queries (the cross-attention's ``q_dim``).
+        num_pos_channels: width of trainable positions (default ``num_channels``).
+        num_bands, max_resolution, concat_pos, sine_only: of Fourier positions.
+        project_pos_dim: project the positions to this width (None: no projection).
+        concat_preprocessed_input: concatenate the preprocessed inputs (without positions) to
+            the queries; ``num_channels`` is then the concatenated width.
+        qk_channels, v_channels, num_heads, widening_factor, use_query_residual: of the
+            cross-attention.
+        final_project: a linear map to ``output_num_channels``.
+        position_encoding_only: build the queries only (a multimodal decoder's modality).
+        activation: ``"gelu"`` or ``"gelu_tanh"``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        output_num_channels: int,
+        *,
+        output_index_dims: int | Sequence[int] = 1,
+        position_encoding: str = "trainable",
+        num_channels: int = 128,
+        num_pos_channels: int | None = None,
+        num_bands: int = 64,
+        max_resolution: Sequence[int] | None = None,
+        concat_pos: bool = True,
+        sine_only: bool = False,
+        project_pos_dim: int | None = None,
+        concat_preprocessed_input: bool = False,
+        qk_channels: int | None = None,
+        v_channels: int | None = None,
+        num_heads: int = 1,
+        widening_factor: int = 1,
+        use_query_residual: bool = False,
+        final_project: bool = True,
+        position_encoding_only: bool = False,
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        self.output_index_dims = as_int_tuple(
+            "output_index_dims",
+            output_index_dims,
+            1 if isinstance(output_index_dims, int) else len(output_index_dims),
+        )
+        self.concat_preprocessed_input = bool(concat_preprocessed_input)
+        self.position_encoding_only = bool(position_encoding_only)
+        if position_encoding == "none":
+            self.positions = None
+        else:
+            self.positions = PositionEncoding(
+                position_encoding,
+                self.output_index_dims,
+                num_channels=num_pos_channels or num_channels,
+                num_bands=num_bands,
+                max_resolution=max_resolution,
+                concat_pos=concat_pos,
+                sine_only=sine_only,
+                project_pos_dim=project_pos_dim,
+            )
+        self.num_channels = int(num_channels)
+        self.output_num_channels = int(output_num_channels)
+        if not self.position_encoding_only:
+            self.cross_attention = PerceiverAttention(
+                num_channels,
+                latent_dim,
+                num_heads=num_heads,
+                qk_channels=qk_channels,
+                v_channels=v_channels,
+                use_query_residual=use_query_residual,
+                widening_factor=widening_factor,
+                activation=activation,
+            )
+            self.final_layer = (
+                nn.Linear(num_channels, output_num_channels) if final_project else nn.Identity()
+            )
+
+    @property
+    def num_query_channels(self) -> int:
+        """Width of the queries this decoder builds."""
+        if self.positions is None:
+            return self.num_channels
+        return self.positions.num_channels
+
+    def queries(
+        self,
+        batch: int,
+        inputs_without_pos: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The output queries ``[B, L or M, C]``: position encodings (at ``positions``, int64
+        ``[M]`` or ``[B, M]``, if given), optionally with the preprocessed inputs."""
+        if self.positions is None:
+            raise invalid("position_encoding", "a decoder that builds its queries", "none")
+        q = self.positions(batch, positions)
+        if self.concat_preprocessed_input:
+            if inputs_without_pos is None:
+                raise invalid("inputs_without_pos", "the preprocessed inputs", None)
+            extra = (
+                inputs_without_pos
+                if positions is None
+                else gather_visible(inputs_without_pos, positions)
+            )
+            q = torch.cat([extra, q], dim=-1)
+        return q
+
+    def forward(self, latents: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """``[B, N, D]`` latents, ``[B, M, C]`` queries -> ``[B, M, output_num_channels]``."""
+        if self.position_encoding_only:
+            raise invalid(
+                "decoder", "a decoder with a cross-attention", "position_encoding_only=True"
+            )
+        if queries.dim() != 3 or queries.shape[-1] != self.num_channels:
+            raise invalid("queries", f"a tensor [B, M, {self.num_channels}]", tuple(queries.shape))
+        return self.final_layer(self.cross_attention(queries, latents))
+
+
+class ClassificationDecoder(BasicDecoder):
+    """One trainable query decoding the logits: ``forward(latents) -> [B, num_classes]``."""
+
+    def __init__(self, latent_dim: int, num_classes: int, **kwargs: Any) -> None:
+        kwargs.setdefault("position_encoding", "trainable")
+        kwargs.setdefault("num_channels", latent_dim)
+        super().__init__(latent_dim, num_classes, output_index_dims=1, **kwargs)
+
+    def forward(self, latents: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        if queries is None:
+            queries = self.queries(latents.shape[0])
+        return super().forward(latents, queries)[:, 0]
+
+
+class MultimodalDecoder(nn.Module):
+    """Each modality's queries, padded to one width with a learned per-modality vector and
+    concatenated (modalities in sorted order), decoded by one shared cross-attention.
+
+    Args:
+        latent_dim: width of the latents.
+        modalities: modality name -> a :class:`BasicDecoder` (``position_encoding_only``: it
+            only builds that modality's queries).
+        output_num_channels: output width of the shared decoder.
+        min_padding_size: padding channels at least (the common width is the widest
+            modality's queries plus this).
+        **kwargs: the shared :class:`BasicDecoder`'s cross-attention options.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        modalities: Mapping[str, BasicDecoder],
+        output_num_channels: int,
+        *,
+        min_padding_size: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not modalities:
+            raise invalid("modalities", "at least one modality decoder", modalities)
+        self.modalities = nn.ModuleDict(dict(sorted(modalities.items())))
+        width = max(d.num_query_channels for d in self.modalities.values()) + int(min_padding_size)
+        self.num_query_channels = width
+        self.padding = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.randn(1, width - d.num_query_channels) * 0.02)
+                for name, d in self.modalities.items()
+            }
+        )
+        self.decoder = BasicDecoder(
+            latent_dim, output_num_channels, position_encoding="none", num_channels=width, **kwargs
+        )
+
+    def queries(
+        self, batch: int, positions: Mapping[str, torch.Tensor | None] | None = None
+    ) -> tuple[torch.Tensor, dict[str, int]]:
+        """The padded, concatenated queries ``[B, sum M_m, C]`` and each modality's count."""
+        positions = positions or {}
+        unknown = set(positions) - set(self.modalities)
+        if unknown:
+            raise invalid(
+                "positions", f"modalities among {sorted(self.modalities)}", sorted(unknown)
+            )
+        parts, sizes = [], {}
+        for name, dec in self.modalities.items():
+            q = dec.queries(batch, positions=positions.get(name))
+            pad = self.padding[name].expand(batch, q.shape[1], -1)
+            parts.append(torch.cat([q, pad], dim=-1))
+            sizes[name] = q.shape[1]
+        return torch.cat(parts, dim=1), sizes
+
+    def forward(
+        self, latents: torch.Tensor, positions: Mapping[str, torch.Tensor | None] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Decode every modality: ``{name: [B, M_m, output_num_channels]}``."""
+        queries, sizes = self.queries(latents.shape[0], positions)
+        out = self.decoder(latents, queries)
+        return dict(zip(sizes, out.split(list(sizes.values()), dim=1), strict=True))
+
+
+# -- pre-processors ------------------------------------------------------------------------------
+
+
+def space_to_depth(x: torch.Tensor, spatial: int, temporal: int = 1) -> torch.Tensor:
+    """Patches as channels, channels last: images ``[B, C, H, W]`` -> ``[B, H/s, W/s,
+    s*s*C]``; video ``[B, T, C, H, W]`` -> ``[B, T/t, H/s, W/s, t*s*s*C]`` (pixel order
+    ``(t, p, q, c)``)."""
+    if x.dim() == 4:
+        b, c, h, w = x.shape
+        x = x.reshape(b, c, h // spatial, spatial, w // spatial, spatial).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, h // spatial, w // spatial, spatial * spatial * c)
+    if x.dim() == 5:
+        b, t, c, h, w = x.shape
+        x = x.reshape(b, t // temporal, temporal, c, h // spatial, spatial, w // spatial, spatial)
+        x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)  # B, T', H', W', t, s, s, C
+        return x.reshape(b, t // temporal, h // spatial, w // spatial, temporal * spatial**2 * c)
+    raise invalid("inputs", "images [B, C, H, W] or video [B, T, C, H, W]", tuple(x.shape))
+
+
+class ImagePreprocessor(nn.Module):
+    """Images (or video) to Perceiver inputs: patches, pixels or a 1x1 convolution, with
+    Fourier or trainable positions, concatenated or added.
+
+    Args:
+        input_shape: ``(C, H, W)`` or ``(T, C, H, W)`` of one input.
+        prep_type: ``"patches"`` (space to depth), ``"pixels"`` or ``"conv1x1"``.
+        spatial_downsample, temporal_downsample: patch size / stride.
+        position_encoding: ``"fourier"`` or ``"trainable"``.
+        out_channels: channels of the 1x1 convolution (and of ``conv_after_patching``).
+        conv_after_patching: a linear map of every patch to ``out_channels``.
+        concat_or_add_pos: ``"concat"`` or ``"add"``.
+        project_pos_dim: project the positions to this width.
+        num_bands, max_resolution, concat_pos, sine_only: of Fourier positions (the grid is
+            the downsampled one; ``max_resolution`` defaults to it).
+        num_pos_channels: width of trainable positions (default ``out_channels``).
+
+    Shape:
+        ``forward(x) -> (inputs [B, M, num_channels], inputs_without_pos [B, M, C'])``.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        *,
+        prep_type: str = "patches",
+        spatial_downsample: int = 4,
+        temporal_downsample: int = 1,
+        position_encoding: str = "fourier",
+        out_channels: int = 64,
+        conv_after_patching: bool = False,
+        concat_or_add_pos: str = "concat",
+        project_pos_dim: int | None = None,
+        num_bands: int = 64,
+        max_resolution: Sequence[int] | None = None,
+        concat_pos: bool = True,
+        sine_only: bool = False,
+        num_pos_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        shape = tuple(int(s) for s in input_shape)
+        if len(shape) not in (3, 4):
+            raise invalid("input_shape", "(C, H, W) or (T, C, H, W)", input_shape)
+        if prep_type not in ("patches", "pixels", "conv1x1"):
+            raise invalid("prep_type", "'patches', 'pixels' or 'conv1x1'", prep_type)
+        if concat_or_add_pos not in ("concat", "add"):
+            raise invalid("concat_or_add_pos", "'concat' or 'add'", concat_or_add_pos)
+        s = check_int("spatial_downsample", spatial_downsample, minimum=1)
+        t = check_int("temporal_downsample", temporal_downsample, minimum=1)
+        video = len(shape) == 4
+        chans, *spatial = shape[-3:]
+        frames = shape[0] if video else 1
+        if any(n % s for n in spatial) or frames % t:
+            raise invalid(
+                "input_shape", f"sizes divisible by the downsampling ({t}, {s}, {s})", shape
+            )
+        if prep_type == "conv1x1" and (video or t != 1):
+            raise invalid(
+                "prep_type", "'patches' or 'pixels' for video ('conv1x1' is 2-D)", prep_type
+            )
+        grid = tuple(n // s for n in spatial)
+        self.index_dims = ((frames // t,) if video else ()) + grid
+        self.input_shape, self.prep_type, self.concat_or_add_pos = (
+            shape,
+            prep_type,
+            concat_or_add_pos,
+        )
+        self.spatial_downsample, self.temporal_downsample = s, t
+        if prep_type == "conv1x1":
+            self.convnet_1x1 = nn.Conv2d(chans, out_channels, 1, stride=s)
+            feat = out_channels
+        elif prep_type == "patches":
+            feat = chans * s * s * (t if video else 1)
+        else:
+            feat = chans
+        self.conv_after_patches = None
+        if conv_after_patching:
+            self.conv_after_patches = nn.Linear(feat, out_channels)
+            feat = out_channels
+        self.positions = PositionEncoding(
+            position_encoding,
+            self.index_dims,
+            num_channels=num_pos_channels or out_channels,
+            num_bands=num_bands,
+            max_resolution=max_resolution,
+            concat_pos=concat_pos,
+            sine_only=sine_only,
+            project_pos_dim=project_pos_dim,
+        )
+        pos = self.positions.num_channels
+        if concat_or_add_pos == "add" and pos != feat:
+            raise invalid(
+                "project_pos_dim", f"{feat} to add positions to {feat}-channel inputs", pos
+            )
+        self.feature_channels = feat
+        self.num_channels = feat + pos if concat_or_add_pos == "concat" else feat
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, *index_dims, C']`` channels-last features, no positions."""
+        expected = f"a float tensor [B, {', '.join(map(str, self.input_shape))}]"
+        if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.input_shape:
+            raise invalid("inputs", expected, tuple(x.shape) if isinstance(x, torch.Tensor) else x)
+        s, t = self.spatial_downsample, self.temporal_downsample
+        if self.prep_type == "conv1x1":
+            y = self.convnet_1x1(x).permute(0, 2, 3, 1)  # B, H', W', C'
+        elif self.prep_type == "patches":
+            y = space_to_depth(x, s, t)
+        elif x.dim() == 4:  # pixels
+            y = x[:, :, ::s, ::s].permute(0, 2, 3, 1)
+        else:
+            y = x[:, ::t, :, ::s, ::s].permute(0, 1, 3, 4, 2)
+        if self.conv_after_patches is not None:
+            y = self.conv_after_patches(y)
+        return y
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.features(x)
+        b = y.shape[0]
+        y = y.reshape(b, -1, y.shape[-1])  # B, M, C'
+        pos = self.positions(b)
+        out = (
+            torch.cat([y, pos.to(y.dtype)], dim=-1)
+            if self.concat_or_add_pos == "concat"
+            else y + pos
+        )
+        return out, y
+
+
+class AudioPreprocessor(nn.Module):
+    """Audio to Perceiver inputs: patches of ``samples_per_patch`` samples, with positions.
+
+    Args:
+        num_samples: samples per input.
+        samples_per_patch: samples per patch (divides ``num_samples``).
+        position_encoding, concat_or_add_pos, project_pos_dim, num_bands, max_resolution,
+            concat_pos, sine_only, num_pos_channels: as :class:`ImagePreprocessor`.
+
+    Shape:
+        ``forward(x [B, num_samples] or [B, num_samples, 1]) -> (inputs, inputs_without_pos)``.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        samples_per_patch: int = 96,
+        *,
+        position_encoding: str = "fourier",
+        concat_or_add_pos: str = "concat",
+        project_pos_dim: int | None = None,
+        num_bands: int = 192,
+        max_resolution: Sequence[int] | None = None,
+        concat_pos: bool = True,
+        sine_only: bool = False,
+        num_pos_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        n = check_int("num_samples", num_samples, minimum=1)
+        p = check_int("samples_per_patch", samples_per_patch, minimum=1)
+        if n % p:
+            raise invalid("samples_per_patch", f"a divisor of num_samples={n}", p)
+        if concat_or_add_pos not in ("concat", "add"):
+            raise invalid("concat_or_add_pos", "'concat' or 'add'", concat_or_add_pos)
+        self.num_samples, self.samples_per_patch, self.concat_or_add_pos = n, p, concat_or_add_pos
+        self.positions = PositionEncoding(
+            position_encoding,
+            (n // p,),
+            num_channels=num_pos_channels,
+            num_bands=num_bands,
+            max_resolution=max_resolution or (n,),
+            concat_pos=concat_pos,
+            sine_only=sine_only,
+            project_pos_dim=project_pos_dim,
+        )
+        self.feature_channels = p
+        pos = self.positions.num_channels
+        self.num_channels = p + pos if concat_or_add_pos == "concat" else p
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 3 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.dim() != 2 or x.shape[1] != self.num_samples:
+            raise invalid("inputs", f"audio [B, {self.num_samples}] (or [B, N, 1])", tuple(x.shape))
+        y = x.reshape(x.shape[0], -1, self.samples_per_patch)  # B, M, p
+        pos = self.positions(x.shape[0])
+        out = (
+            torch.cat([y, pos.to(y.dtype)], dim=-1)
+            if self.concat_or_add_pos == "concat"
+            else y + pos
+        )
+        return out, y
+
+
+class MultimodalPreprocessor(nn.Module):
+    """Several modalities as one input array: each preprocessed, padded to a common width with
+    a learned per-modality vector, optionally replaced by a learned mask token with a
+    per-modality probability, and concatenated (modalities in sorted order).
+
+    Args:
+        modalities: name -> a preprocessor (``forward(x) -> (inputs, inputs_without_pos)``,
+            ``num_channels``); a modality without one is a vector ``[B, C]`` (e.g. a one-hot
+            label) used as a single token (give ``vector_channels``).
+        vector_channels: name -> channels of the vector modalities.
+        mask_probs: name -> probability that a token of the modality is replaced by its mask
+            token (sampled per token; at 1.0 the modality is always hidden).
+        min_padding_size: padding channels at least.
+
+    Shape:
+        ``forward(inputs: {name: tensor}, mask=None) -> (inputs [B, M, C], sizes, without_pos)``;
+        ``mask`` (name -> bool ``[B, M_m]``, True = replace) overrides the random draw.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, nn.Module | None],
+        *,
+        vector_channels: Mapping[str, int] | None = None,
+        mask_probs: Mapping[str, float] | None = None,
+        min_padding_size: int = 2,
+    ) -> None:
+        super().__init__()
+        vector_channels = dict(vector_channels or {})
+        self.names = sorted(modalities)
+        self.modalities = nn.ModuleDict({k: v for k, v in modalities.items() if v is not None})
+        widths = {}
+        for name in self.names:
+            if name in self.modalities:
+                widths[name] = int(self.modalities[name].num_channels)
+            elif name in vector_channels:
+                widths[name] = int(vector_channels[name])
+            else:
+                raise invalid(
+                    "vector_channels", f"the channels of vector modality {name!r}", vector_channels
+                )
+        self.widths = widths
+        self.num_channels = max(widths.values()) + int(min_padding_size)
+        self.padding = nn.ParameterDict(
+            {
+                n: nn.Parameter(torch.randn(1, self.num_channels - w) * 0.02)
+                for n, w in widths.items()
+            }
+        )
+        self.mask_probs = dict(mask_probs or {})
+        for name, p in self.mask_probs.items():
+            if name not in widths or not 0.0 <= p <= 1.0:
+                raise invalid("mask_probs", "modality -> probability in [0, 1]", {name: p})
+        self.mask = nn.ParameterDict(
+            {n: nn.Parameter(torch.randn(1, self.num_channels) * 0.02) for n in self.mask_probs}
+        )
+
+    def forward(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        mask: Mapping[str, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, int], dict[str, torch.Tensor]]:
+        if set(inputs) != set(self.names):
+            raise invalid("inputs", f"the modalities {self.names}", sorted(inputs))
+        mask = dict(mask or {})
+        parts, sizes, without = [], {}, {}
+        for name in self.names:
+            if name in self.modalities:
+                x, raw = self.modalities[name](inputs[name])
+            else:
+                v = inputs[name]
+                if v.dim() != 2 or v.shape[1] != self.widths[name]:
+                    raise invalid(f"inputs[{name!r}]", f"[B, {self.widths[name]}]", tuple(v.shape))
+                x = raw = v[:, None]  # B, 1, C
+            b, m, _ = x.shape
+            x = torch.cat([x, self.padding[name].expand(b, m, -1).to(x.dtype)], dim=-1)
+            if name in self.mask_probs:
+                hide = mask.get(name)
+                if hide is None:
+                    p = torch.full((b, m), self.mask_probs[name], device=x.device)
+                    hide = torch.bernoulli(p, generator=generator).bool()
+                x = torch.where(hide[..., None], self.mask[name].to(x.dtype), x)
+            parts.append(x)
+            sizes[name] = m
+            without[name] = raw
+        return torch.cat(parts, dim=1), sizes, without
+
+
+# -- the model -----------------------------------------------------------------------------------
+
+
+class PerceiverIO(nn.Module):
+    """Preprocess, encode, decode, postprocess.
+
+    Args:
+        encoder: a :class:`PerceiverEncoder`.
+        decoder: a :class:`BasicDecoder` (or :class:`ClassificationDecoder`), or None to stop
+            at the latents.
+        preprocessor: maps raw inputs to ``(inputs [B, M, C], inputs_without_pos)``; None: the
+            inputs are given as ``[B, M, C]``.
+        postprocessor: applied to the decoder output.
+
+    Example:
+        >>> enc = PerceiverEncoder(8, 16, 20, num_blocks=2)
+        >>> model = PerceiverIO(enc, ClassificationDecoder(16, 5),
+        ...                     ImagePreprocessor((3, 8, 8), spatial_downsample=2, num_bands=2))
+        >>> model(torch.randn(2, 3, 8, 8)).shape, model.encode(torch.randn(2, 3, 8, 8)).shape
+        (torch.Size([2, 5]), torch.Size([2, 8, 16]))
+    """
+
+    def __init__(
+        self,
+        encoder: PerceiverEncoder,
+        decoder: nn.Module | None = None,
+        preprocessor: nn.Module | None = None,
+        postprocessor: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if (
+            preprocessor is not None
+            and getattr(preprocessor, "num_channels", None) != encoder.input_channels
+        ):
+            raise invalid(
+                "encoder",
+                f"an encoder for {getattr(preprocessor, 'num_channels', '?')}-channel inputs "
+                "(the preprocessor's)",
+                f"input_channels={encoder.input_channels}",
+            )
+        self.input_preprocessor = preprocessor
+        self.encoder = encoder
+        self.decoder = decoder
+        self.output_postprocessor = postprocessor
+
+    def preprocess(self, inputs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(inputs [B, M, C], inputs_without_pos)``."""
+        if self.input_preprocessor is None:
+            return inputs, None
+        out = self.input_preprocessor(inputs)
+        return out[0], out[-1]
+
+    def encode(self, inputs: Any, input_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The latents ``[B, N, D]``."""
+        x, _ = self.preprocess(inputs)
+        return self.encoder(x, input_mask)
+
+    def forward(
+        self,
+        inputs: Any,
+        input_mask: torch.Tensor | None = None,
+        query_positions: torch.Tensor | None = None,
+    ) -> Any:
+        """The decoder's outputs (the latents without a decoder); ``query_positions`` (int64
+        ``[M]`` or ``[B, M]``) decodes a subset of the output positions."""
+        x, raw = self.preprocess(inputs)
+        z = self.encoder(x, input_mask)
+        if self.decoder is None:
+            return z
+        if isinstance(self.decoder, ClassificationDecoder):
+            out = self.decoder(z)
+        else:
+            out = self.decoder(z, self.decoder.queries(z.shape[0], raw, query_positions))
+        return out if self.output_postprocessor is None else self.output_postprocessor(out)
+
+
+# -- named configurations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerceiverIOConfig:
+    """An image-classification Perceiver IO (what :func:`perceiver_io` builds).
+
+    Attributes mirror transformers' ``PerceiverConfig`` names for the encoder
+    (``num_latents``, ``d_latents``, ``num_blocks``, ``num_self_attends_per_block``,
+    ``num_self_attention_heads``, ``num_cross_attention_heads``, ``qk_channels``,
+    ``v_channels``, ``cross_attention_shape_for_attention``, ``self_attention_widening_factor``,
+    ``cross_attention_widening_factor``), plus the image preprocessor (``image_size``,
+    ``in_chans``, ``prep_type``, ``spatial_downsample``, ``num_bands``) and ``num_classes``.
+    """
+
+    image_size: int = 224
+    in_chans: int = 3
+    num_classes: int = 1000
+    num_latents: int = 512
+    d_latents: int = 1024
+    num_blocks: int = 8
+    num_self_attends_per_block: int = 6
+    num_self_attention_heads: int = 8
+    num_cross_attention_heads: int = 1
+    qk_channels: int | None = None
+    v_channels: int | None = None
+    cross_attention_shape_for_attention: str = "kv"
+    self_attention_widening_factor: int = 1
+    cross_attention_widening_factor: int = 1
+    prep_type: str = "pixels"
+    spatial_downsample: int = 1
+    num_bands: int = 64
+    activation: str = "gelu"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def perceiver_io(**kwargs: Any) -> PerceiverIO:
+    """An image-classification Perceiver IO from :class:`PerceiverIOConfig` fields (the
+    registry's entry point): Fourier positions concatenated to the pixels (or patches), the
+    encoder, and a classification decoder with one trainable query."""
+    cfg = PerceiverIOConfig(**kwargs)
+    pre = ImagePreprocessor(
+        (cfg.in_chans, cfg.image_size, cfg.image_size),
+        prep_type=cfg.prep_type,
+        spatial_downsample=cfg.spatial_downsample,
+        num_bands=cfg.num_bands,
+        max_resolution=(cfg.image_size, cfg.image_size),
+    )
+    enc = PerceiverEncoder(
+        cfg.num_latents,
+        cfg.d_latents,
+        pre.num_channels,
+        num_blocks=cfg.num_blocks,
+        num_self_attends_per_block=cfg.num_self_attends_per_block,
+        num_cross_attention_heads=cfg.num_cross_attention_heads,
+        num_self_attention_heads=cfg.num_self_attention_heads,
+        qk_channels=cfg.qk_channels,
+        v_channels=cfg.v_channels,
+        cross_attention_shape_for_attention=cfg.cross_attention_shape_for_attention,
+        cross_attention_widening_factor=cfg.cross_attention_widening_factor,
+        self_attention_widening_factor=cfg.self_attention_widening_factor,
+        activation=cfg.activation,
+    )
+    dec = ClassificationDecoder(
+        cfg.d_latents, cfg.num_classes, use_query_residual=True, activation=cfg.activation
+    )
+    model = PerceiverIO(enc, dec, pre)
+    model.config = cfg
+    return model
+
+
+# -- transformers ----------------------------------------------------------------------------------
+
+
+def _copy(dst: nn.Module, src: nn.Module) -> None:
+    with torch.no_grad():
+        for name in ("weight", "bias"):
+            a, b = getattr(dst, name, None), getattr(src, name, None)
+            if a is None and b is None:
+                continue
+            if a is None or b is None or a.shape != b.shape:
+                raise invalid(
+                    "model",
+                    f"a {name} of shape {getattr(a, 'shape', None)}",
+                    getattr(b, "shape", None),
+                )
+            a.copy_(b)
+
+
+def _copy_layer(ours: PerceiverAttention, theirs: Any) -> None:
+    """transformers' ``PerceiverLayer`` -> :class:`PerceiverAttention`."""
+    att = theirs.attention
+    _copy(ours.norm_q, att.self.layernorm1)
+    if ours.norm_kv is not None:
+        _copy(ours.norm_kv, att.self.layernorm2)
+    _copy(ours.attn.q, att.self.query)
+    _copy(ours.attn.k, att.self.key)
+    _copy(ours.attn.v, att.self.value)
+    _copy(ours.attn.proj, att.output.dense)
+    _copy(ours.norm_mlp, theirs.layernorm)
+    _copy(ours.mlp.fc1, theirs.mlp.dense1)
+    _copy(ours.mlp.fc2, theirs.mlp.dense2)
+
+
+def _layer_options(theirs: Any) -> dict[str, Any]:
+    s = theirs.attention.self
+    return dict(
+        num_heads=s.num_heads,
+        qk_channels=s.qk_channels,
+        v_channels=s.v_channels,
+        use_query_residual=theirs.attention.use_query_residual,
+        widening_factor=theirs.mlp.dense1.out_features // theirs.mlp.dense1.in_features,
+    )
+
+
+def _activation_of(config: Any) -> str:
+    act = getattr(config, "hidden_act", "gelu")
+    if act in ("gelu", "gelu_python"):
+        return "gelu"
+    if act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return "gelu_tanh"
+    raise invalid("model", "a Perceiver with GELU activations", act)
+
+
+def _position_options(enc: Any, *, trainable_channels: int | None = None) -> dict[str, Any]:
+    from transformers.models.perceiver import modeling_perceiver as hf
+
+    if isinstance(enc, hf.PerceiverFourierPositionEncoding):
+        return dict(
+            position_encoding="fourier",
+            num_bands=enc.num_bands,
+            max_resolution=tuple(enc.max_resolution),
+            concat_pos=enc.concat_pos,
+            sine_only=enc.sine_only,
+        )
+    if isinstance(enc, hf.PerceiverTrainablePositionEncoding):
+        return dict(position_encoding="trainable", num_channels=enc._num_channels)
+    raise invalid("model", "Fourier or trainable position encodings", type(enc).__name__)
+
+
+def from_transformers(model: Any) -> PerceiverIO:
+    """The :class:`PerceiverIO` equivalent to a transformers ``PerceiverModel``, weights copied.
+
+    Supports the classification and basic decoders (or none), and no preprocessor or the image
+    preprocessor with ``prep_type`` ``"patches"`` or ``"conv1x1"`` (``"pixels"`` too at
+    ``spatial_downsample=1``), Fourier or trainable positions, concatenated or added, with or
+    without a position projection. This is how the released Perceiver IO weights (published in
+    transformers' format) load. Outputs equal the model's within float32 rounding (tested at
+    1e-5 relative). ``transformers`` is imported here only (the ``[hf]`` extra).
+
+    Args:
+        model: a ``transformers.PerceiverModel`` (or a ``PerceiverFor...`` model, whose
+            ``.perceiver`` is used).
+    """
+    from transformers.models.perceiver import modeling_perceiver as hf
+
+    if hasattr(model, "perceiver"):
+        model = model.perceiver
+    if not isinstance(model, hf.PerceiverModel):
+        raise invalid("model", "a transformers PerceiverModel", type(model).__name__)
+    cfg = model.config
+    act = _activation_of(cfg)
+    pre = None
+    theirs_pre = model.input_preprocessor
+    if theirs_pre is not None:
+        if not isinstance(theirs_pre, hf.PerceiverImagePreprocessor):
+            raise invalid("model", "an image preprocessor (or none)", type(theirs_pre).__name__)
+        prep = theirs_pre.prep_type
+        if prep not in ("patches", "conv1x1", "pixels") or (
+            prep == "pixels" and theirs_pre.spatial_downsample != 1
+        ):
+            raise invalid(
+                "model", "prep_type 'patches', 'conv1x1' or 'pixels' at downsample 1", prep
+            )
+        size = cfg.image_size
+        pos = _position_options(theirs_pre.position_embeddings)
+        trainable = pos.pop("num_channels", None)
+        project = theirs_pre.positions_projection
+        pre = ImagePreprocessor(
+            (theirs_pre.in_channels, size, size),
+            prep_type=prep,
+            spatial_downsample=theirs_pre.spatial_downsample,
+            out_channels=theirs_pre.out_channels,
+            conv_after_patching=theirs_pre.conv_after_patching,
+            concat_or_add_pos=theirs_pre.concat_or_add_pos,
+            project_pos_dim=project.out_features if isinstance(project, nn.Linear) else None,
+            num_pos_channels=trainable,
+            **pos,
+        )
+        if prep == "conv1x1":
+            _copy(pre.convnet_1x1, theirs_pre.convnet_1x1)
+        if pre.conv_after_patches is not None:
+            _copy(pre.conv_after_patches, theirs_pre.conv_after_patches)
+        if pre.positions.kind == "trainable":
+            with torch.no_grad():
+                pre.positions.position_embeddings.copy_(
+                    theirs_pre.position_embeddings.position_embeddings
+                )
+        if pre.positions.projection is not None:
+            _copy(pre.positions.projection, project)
+    input_channels = pre.num_channels if pre is not None else cfg.d_model
+    enc = PerceiverEncoder(  # built as transformers builds it: the same width defaults
+        cfg.num_latents,
+        cfg.d_latents,
+        input_channels,
+        num_blocks=cfg.num_blocks,
+        num_self_attends_per_block=cfg.num_self_attends_per_block,
+        num_cross_attention_heads=cfg.num_cross_attention_heads,
+        num_self_attention_heads=cfg.num_self_attention_heads,
+        qk_channels=cfg.qk_channels,
+        v_channels=cfg.v_channels,
+        cross_attention_shape_for_attention=cfg.cross_attention_shape_for_attention,
+        cross_attention_widening_factor=cfg.cross_attention_widening_factor,
+        self_attention_widening_factor=cfg.self_attention_widening_factor,
+        use_query_residual=cfg.use_query_residual,
+        activation=act,
+    )
+    with torch.no_grad():
+        enc.latents.copy_(model.embeddings.latents)
+    _copy_layer(enc.cross_attention, model.encoder.cross_attention)
+    for ours, theirs in zip(enc.self_attends, model.encoder.self_attends, strict=True):
+        _copy_layer(ours, theirs)
+
+    dec = None
+    theirs_dec = model.decoder
+    if theirs_dec is not None:
+        basic = (
+            theirs_dec.decoder
+            if isinstance(theirs_dec, hf.PerceiverClassificationDecoder)
+            else theirs_dec
+        )
+        if not isinstance(basic, hf.PerceiverBasicDecoder) or basic.position_encoding_only:
+            raise invalid("model", "a classification or basic decoder", type(theirs_dec).__name__)
+        if basic.position_encoding_type == "none":
+            raise invalid(
+                "model", "a decoder with its own position queries", "position_encoding_type='none'"
+            )
+        pos = _position_options(basic.output_position_encodings)
+        if pos["position_encoding"] == "fourier":
+            # transformers builds a basic decoder's Fourier queries over the *encoder inputs'*
+            # trailing shape (or, sub-sampled, at -1 + 2 i / n): not a grid to reproduce
+            raise invalid(
+                "model",
+                "a decoder with trainable position queries (transformers' Fourier decoder "
+                "queries are built over inputs.shape[2:], not over output_index_dims)",
+                "position_encoding_type='fourier'",
+            )
+        project = basic.positions_projection
+        layer = basic.decoding_cross_attention
+        options = dict(
+            num_channels=basic.num_channels,
+            num_pos_channels=pos.pop("num_channels"),
+            project_pos_dim=project.out_features if isinstance(project, nn.Linear) else None,
+            concat_preprocessed_input=basic.concat_preprocessed_input,
+            final_project=basic.final_project,
+            activation=act,
+            **_layer_options(layer),
+            **pos,
+        )
+        if isinstance(theirs_dec, hf.PerceiverClassificationDecoder):
+            dec = ClassificationDecoder(cfg.d_latents, theirs_dec.num_labels, **options)
+        else:
+            dims = basic.output_index_dims
+            dec = BasicDecoder(
+                cfg.d_latents,
+                basic.output_num_channels,
+                output_index_dims=(dims,) if isinstance(dims, int) else tuple(dims),
+                **options,
+            )
+        _copy_layer(dec.cross_attention, layer)
+        if isinstance(basic.final_layer, nn.Linear):
+            _copy(dec.final_layer, basic.final_layer)
+        if dec.positions is not None and dec.positions.kind == "trainable":
+            with torch.no_grad():
+                dec.positions.position_embeddings.copy_(
+                    basic.output_position_encodings.position_embeddings
+                )
+        if dec.positions is not None and dec.positions.projection is not None:
+            _copy(dec.positions.projection, project)
+    return PerceiverIO(enc, dec, pre)
+
+
+# -- multimodal autoencoding (the paper's Kinetics experiment, at a small size) -------------------
+
+
+@dataclass(frozen=True)
+class MultimodalAEConfig:
+    """A multimodal autoencoder of video, audio and a class label (Perceiver IO, Sec. 4.3).
+
+    Attributes:
+        frames, image_size, in_chans: the video ``[T, C, H, W]``.
+        audio_samples_per_frame: audio samples per video frame (``S = frames * this``).
+        samples_per_patch: audio samples per input patch and per output query.
+        num_labels: classes of the label.
+        spatial_downsample: video patch side of the input (every pixel is decoded).
+        image_bands, audio_bands: Fourier bands of the video and audio positions.
+        num_latents, d_latents, num_blocks, num_self_attends_per_block,
+        num_self_attention_heads, num_cross_attention_heads: the encoder.
+        output_num_channels: width of the shared decoder's output.
+        label_mask_prob: probability that the label is hidden from the encoder (its mask
+            token instead), so that the model learns to predict it from video and audio.
+        image_weight, audio_weight, label_weight: the weights of the losses.
+    """
+
+    frames: int = 4
+    image_size: int = 32
+    in_chans: int = 3
+    audio_samples_per_frame: int = 64
+    samples_per_patch: int = 16
+    num_labels: int = 10
+    spatial_downsample: int = 4
+    image_bands: int = 8
+    audio_bands: int = 16
+    num_latents: int = 32
+    d_latents: int = 64
+    num_blocks: int = 1
+    num_self_attends_per_block: int = 2
+    num_self_attention_heads: int = 4
+    num_cross_attention_heads: int = 1
+    output_num_channels: int = 64
+    label_mask_prob: float = 0.5
+    image_weight: float = 1.0
+    audio_weight: float = 1.0
+    label_weight: float = 0.1
+
+    @property
+    def num_audio_samples(self) -> int:
+        """Audio samples per clip."""
+        return self.frames * self.audio_samples_per_frame
+
+    @property
+    def num_pixels(self) -> int:
+        """Decoded video positions ``T * H * W``."""
+        return self.frames * self.image_size**2
+
+    @property
+    def num_audio_patches(self) -> int:
+        """Decoded audio positions."""
+        return self.num_audio_samples // self.samples_per_patch
+
+
+@dataclass(frozen=True, eq=False)
+class MultimodalAEStep(Step):
+    """The output queries decoded this step and whether the label is hidden.
+
+    Attributes:
+        image_positions: int64 ``[M_i]`` or ``[B, M_i]`` video positions (row-major
+            ``(t, h, w)``) decoded and scored.
+        audio_positions: int64 ``[M_a]`` or ``[B, M_a]`` audio patches decoded and scored.
+        label_hidden: bool ``[B or 1, 1]``, True = the label's mask token replaces it.
+        batch: the batch of per-sample draws, None for one draw shared by the batch.
+    """
+
+    image_positions: torch.Tensor
+    audio_positions: torch.Tensor
+    label_hidden: torch.Tensor
+    batch: int | None
+
+
+def _split_draw(config: MultimodalAEConfig, mask: Any) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    flat = np.asarray(mask)
+    n_img, n_aud = config.num_pixels, config.num_audio_patches
+    if flat.dtype != np.bool_ or flat.shape[-1] != n_img + n_aud + 1:
+        raise invalid(
+            "mask",
+            f"a bool draw [..., {n_img} + {n_aud} + 1] (decoded pixels, decoded audio patches, "
+            "label hidden)",
+            flat,
+        )
+    return flat[..., :n_img], flat[..., n_img : n_img + n_aud], flat[..., -1:]
+
+
+def prepare_multimodal(
+    config: MultimodalAEConfig, mask: Any, *, batch: int | None = None
+) -> MultimodalAEStep:
+    """The step of one draw (see :meth:`MultimodalPreparer.draw_mask`), on the CPU."""
+    import numpy as np
+
+    img, aud, hidden = _split_draw(config, mask)
+    shared = img.ndim == 1
+    if not shared and batch is not None and img.shape[0] != batch:
+        raise invalid("mask", f"{batch} per-sample draws (the batch)", img.shape)
+
+    def positions(sel: Any) -> torch.Tensor:
+        rows = sel.reshape(-1, sel.shape[-1])
+        counts = rows.sum(axis=1)
+        if np.any(counts != counts[0]) or counts[0] == 0:
+            raise invalid(
+                "mask", "draws with the same, non-zero number of decoded queries", counts.tolist()
+            )
+        idx = np.nonzero(rows)[1].reshape(rows.shape[0], -1)
+        return torch.from_numpy(np.ascontiguousarray(idx[0] if shared else idx, dtype=np.int64))
+
+    return MultimodalAEStep(
+        image_positions=positions(img),
+        audio_positions=positions(aud),
+        label_hidden=torch.from_numpy(hidden.reshape(-1, 1).copy()),
+        batch=None if shared else int(img.shape[0]),
+    )
+
+
+@dataclass(frozen=True)
+class MultimodalPreparer(Preparer):
+    """The multimodal autoencoder's preparer: a draw is bool ``[num_pixels + num_audio_patches
+    + 1]``: the video positions and audio patches decoded this step (``1 - mask_ratio`` of
+    each) and whether the label is hidden (probability ``label_mask_prob``)."""
+
+    def draw_mask(self, mask_ratio: float, *, rng: Any = None) -> Any:
+        import numpy as np
+
+        from ..core.errors import as_rng
+        from ..core.masking import batch_mask
+
+        gen = as_rng(rng)
+        cfg = self.config
+        img = batch_mask((cfg.num_pixels,), mask_ratio, rng=gen)
+        aud = batch_mask((cfg.num_audio_patches,), mask_ratio, rng=gen)
+        hidden = np.array([gen.random() < cfg.label_mask_prob])
+        return np.concatenate([img, aud, hidden])
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` (``range`` 2 for values in
+    about ``[-1, 1]``, as the synthetic clips)."""
+    mse = ((pred.float() - target.float()) ** 2).mean().clamp_min(1e-12)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+class MultimodalAutoencoder(nn.Module):
+    """Perceiver IO autoencoding video, audio and a label through one latent array.
+
+    Each modality is preprocessed (video patches and audio patches with Fourier positions, the
+    label as a one-hot vector that is hidden behind a mask token with probability
+    ``label_mask_prob``), padded to a common width with a learned vector and concatenated; the
+    encoder cross-attends to all of it. The decoder builds each modality's queries (Fourier
+    positions of every video pixel and audio patch, one trainable query for the label), pads
+    them to one width, and decodes a sub-sample of them (chosen per step by the preparer)
+    through one shared cross-attention; linear heads give pixels, audio samples and logits.
+
+    ``forward(inputs, mask=None) -> (loss, outputs, metrics)``: ``inputs`` ``{"image": [B, T,
+    C, H, W], "audio": [B, S], "label": [B, K] one-hot}``; ``mask`` a prepared
+    :class:`MultimodalAEStep` (None: decode everything, label visible); ``loss`` the weighted
+    sum of the video and audio MSE and the label cross-entropy; ``metrics`` the video and audio
+    PSNR (dB) and the label accuracy.
+    """
+
+    def __init__(self, config: MultimodalAEConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        video = ImagePreprocessor(
+            (cfg.frames, cfg.in_chans, cfg.image_size, cfg.image_size),
+            prep_type="patches",
+            spatial_downsample=cfg.spatial_downsample,
+            num_bands=cfg.image_bands,
+            max_resolution=(cfg.frames, cfg.image_size, cfg.image_size),
+        )
+        audio = AudioPreprocessor(
+            cfg.num_audio_samples, cfg.samples_per_patch, num_bands=cfg.audio_bands
+        )
+        self.input_preprocessor = MultimodalPreprocessor(
+            {"image": video, "audio": audio, "label": None},
+            vector_channels={"label": cfg.num_labels},
+            mask_probs={"label": cfg.label_mask_prob},
+            min_padding_size=4,
+        )
+        self.encoder = PerceiverEncoder(
+            cfg.num_latents,
+            cfg.d_latents,
+            self.input_preprocessor.num_channels,
+            num_blocks=cfg.num_blocks,
+            num_self_attends_per_block=cfg.num_self_attends_per_block,
+            num_cross_attention_heads=cfg.num_cross_attention_heads,
+            num_self_attention_heads=cfg.num_self_attention_heads,
+        )
+        grid = (cfg.frames, cfg.image_size, cfg.image_size)
+        self.decoder = MultimodalDecoder(
+            cfg.d_latents,
+            {
+                "image": BasicDecoder(
+                    cfg.d_latents,
+                    1,
+                    output_index_dims=grid,
+                    position_encoding="fourier",
+                    num_bands=cfg.image_bands,
+                    max_resolution=grid,
+                    position_encoding_only=True,
+                ),
+                "audio": BasicDecoder(
+                    cfg.d_latents,
+                    1,
+                    output_index_dims=(cfg.num_audio_patches,),
+                    position_encoding="fourier",
+                    num_bands=cfg.audio_bands,
+                    max_resolution=(cfg.num_audio_samples,),
+                    position_encoding_only=True,
+                ),
+                "label": BasicDecoder(
+                    cfg.d_latents,
+                    1,
+                    output_index_dims=1,
+                    position_encoding="trainable",
+                    num_channels=cfg.output_num_channels,
+                    position_encoding_only=True,
+                ),
+            },
+            cfg.output_num_channels,
+        )
+        self.image_head = nn.Linear(cfg.output_num_channels, cfg.in_chans)
+        self.audio_head = nn.Linear(cfg.output_num_channels, cfg.samples_per_patch)
+        self.label_head = nn.Linear(cfg.output_num_channels, cfg.num_labels)
+
+    # -- the step protocol ------------------------------------------------------------------
+
+    @property
+    def clip_spec(self) -> dict[str, int]:
+        """What a synthetic clip of this model looks like (for the training package)."""
+        cfg = self.config
+        return dict(
+            frames=cfg.frames,
+            size=cfg.image_size,
+            channels=cfg.in_chans,
+            audio_samples=cfg.num_audio_samples,
+            num_labels=cfg.num_labels,
+        )
+
+    @property
+    def mask_grid(self) -> tuple[int]:
+        """Length of one draw: decoded pixels, decoded audio patches, label hidden."""
+        cfg = self.config
+        return (cfg.num_pixels + cfg.num_audio_patches + 1,)
+
+    def preparer(self) -> MultimodalPreparer:
+        """The picklable ``prepare`` (see :class:`MultimodalPreparer`)."""
+        return MultimodalPreparer(prepare_multimodal, self.config, self.mask_grid)
+
+    def prepare(
+        self, mask: Any, *, batch: int | None = None, device: Any = None
+    ) -> MultimodalAEStep:
+        """:func:`prepare_multimodal`, moved to ``device``."""
+        step = prepare_multimodal(self.config, mask, batch=batch)
+        return step if device is None else step.to(device)
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def _full_step(self, batch: int, device: torch.device) -> MultimodalAEStep:
+        cfg = self.config
+        return MultimodalAEStep(
+            image_positions=torch.arange(cfg.num_pixels, device=device),
+            audio_positions=torch.arange(cfg.num_audio_patches, device=device),
+            label_hidden=torch.zeros(1, 1, dtype=torch.bool, device=device),
+            batch=None,
+        )
+
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], mask: Any = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        cfg = self.config
+        if not isinstance(inputs, Mapping) or set(inputs) != {"image", "audio", "label"}:
+            raise invalid(
+                "inputs", "a dict with 'image', 'audio' and 'label'", type(inputs).__name__
+            )
+        video = inputs["image"]
+        b = video.shape[0]
+        step = self._full_step(b, video.device) if mask is None else mask
+        if not isinstance(step, MultimodalAEStep):
+            step = self.prepare(step, batch=b, device=video.device)
+        step.check(b, video.device)
+        hidden = {"label": step.label_hidden.expand(b, 1)}
+        x, _, _ = self.input_preprocessor(inputs, mask=hidden)
+        z = self.encoder(x)
+        out = self.decoder(
+            z, positions={"image": step.image_positions, "audio": step.audio_positions}
+        )
+        pixels = self.image_head(out["image"])  # B, M_i, C
+        audio = self.audio_head(out["audio"])  # B, M_a, spp
+        logits = self.label_head(out["label"])[:, 0]  # B, K
+        target_pixels = gather_visible(
+            video.permute(0, 1, 3, 4, 2).reshape(b, -1, cfg.in_chans), step.image_positions
+        )
+        patches = inputs["audio"].reshape(b, -1, cfg.samples_per_patch)
+        target_audio = gather_visible(patches, step.audio_positions)
+        labels = inputs["label"].argmax(dim=-1)
+        losses = {
+            "image": ((pixels - target_pixels) ** 2).mean(),
+            "audio": ((audio - target_audio) ** 2).mean(),
+            "label": torch.nn.functional.cross_entropy(logits, labels),
+        }
+        loss = (
+            cfg.image_weight * losses["image"]
+            + cfg.audio_weight * losses["audio"]
+            + cfg.label_weight * losses["label"]
+        )
+        metrics = {
+            "psnr_image": psnr(pixels.detach(), target_pixels),
+            "psnr_audio": psnr(audio.detach(), target_audio),
+            "label_accuracy": (logits.detach().argmax(-1) == labels).float().mean(),
+        }
+        outputs = {"image": pixels, "audio": audio, "label": logits}
+        return loss, outputs, metrics
+
+
+def perceiver_multimodal_autoencoder(**kwargs: Any) -> MultimodalAutoencoder:
+    """A :class:`MultimodalAutoencoder` of :class:`MultimodalAEConfig` fields (the registry's
+    entry point)."""
+    return MultimodalAutoencoder(MultimodalAEConfig(**kwargs))
