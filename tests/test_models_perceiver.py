@@ -174,7 +174,7 @@ def test_from_transformers_rejects_what_it_cannot_reproduce() -> None:
         P.from_transformers(torch.nn.Linear(2, 2))
 
 
-# -- structure ---------------------------------------------------------------------------------------
+# -- structure -------------------------------------------------------------------------------------
 
 
 def test_self_attention_weights_are_shared_across_blocks() -> None:
