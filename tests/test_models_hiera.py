@@ -301,6 +301,8 @@ def test_bad_input() -> None:
             "state_dict",
         ),
         (lambda: model.load_state_dict({}), "state_dict"),
+        (lambda: model.preparer(strategy="ffd"), "options"),
+        (lambda: model.sample_mask(2, 0.5, rng=-1), "rng"),
     ]
     for call, match in cases:
         with pytest.raises(GroupingValueError, match=match):

@@ -50,11 +50,11 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
-from ..core.errors import GroupingValueError, as_int_tuple, check_int, invalid
+from ..core.errors import GroupingValueError, as_int_tuple, as_rng, check_int, invalid
 from ..core.layout import MaskUnitLayout, mask_unit_ids, mask_unit_layout, reroll_index
 from ..core.masking import batch_mask
 from .layers import DropPath, Mlp, PatchEmbed, gather_visible
-from .mae import MAEHead, masked_mse, normalize_patches
+from .mae import MAEHead, normalize_patches
 from .pos_embed import resample_pos_embed
 from .step import Preparer, Step
 
@@ -323,6 +323,13 @@ def _unit_mask(config: HieraConfig, mask: Any, batch: int | None) -> NDArray[np.
     if kept[0] == 0:
         raise invalid("mask", "at least one kept mask unit", mask)
     return flat if not shared else flat[:1].copy().reshape(-1)
+
+
+def _no_options(options: Mapping[str, Any]) -> None:
+    if options:
+        raise invalid(
+            "options", "no solver settings (Hiera has no grouping to solve)", sorted(options)
+        )
 
 
 def prepare_hiera(config: HieraConfig, mask: Any, *, batch: int | None = None) -> HieraStep:
@@ -661,8 +668,10 @@ class Hiera(nn.Module):
         mask[:, :keep] = 1
         return torch.gather(mask, dim=1, index=ids_restore).bool()
 
-    def preparer(self) -> Preparer:
-        """The picklable ``prepare`` (no weights), for DataLoader workers."""
+    def preparer(self, **options: Any) -> Preparer:
+        """The picklable ``prepare`` (no weights), for DataLoader workers (Hiera's step has
+        no settings: ``options`` must be empty)."""
+        _no_options(options)
         return Preparer(prepare_hiera, self.config, self.mask_grid)
 
     def prepare(self, mask: Any, *, batch: int | None = None, device: Any = None) -> HieraStep:
@@ -674,7 +683,7 @@ class Hiera(nn.Module):
         self, batch: int, mask_ratio: float = 0.6, *, rng: np.random.Generator | int | None = None
     ) -> NDArray[np.bool_]:
         """A random numpy mask ``[B, num_mask_units]`` with MAE's keep count (True = keep)."""
-        gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        gen = as_rng(rng)
         return np.stack(
             [batch_mask((self.config.num_mask_units,), mask_ratio, rng=gen) for _ in range(batch)]
         )
@@ -878,16 +887,6 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
         pred_masked = masked.reshape(-1, masked.shape[-1])
         loss = ((pred_masked - label) ** 2).mean()
         return loss, pred_masked, label, step.visible_units(b)
-
-    def loss_on_all(self, x: torch.Tensor, pred: torch.Tensor, step: HieraStep) -> torch.Tensor:
-        """The same loss from a full prediction ``[B, L_f, P]`` (masked tokens only)."""
-        s = self.pred_stride
-        target = (
-            _patches_2d(x, s)
-            if self.config.ndim == 2
-            else _patches_3d(x[:, :, :: self.patch_stride[0]], s)
-        )
-        return masked_mse(pred, normalize_patches(target), ~step.final_visible)
 
 
 def _apply_fusion_head(head: nn.Module, x: torch.Tensor) -> torch.Tensor:

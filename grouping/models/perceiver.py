@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -1021,7 +1021,6 @@ class PerceiverIOConfig:
     spatial_downsample: int = 1
     num_bands: int = 64
     activation: str = "gelu"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def perceiver_io(**kwargs: Any) -> PerceiverIO:
@@ -1521,8 +1520,10 @@ class MultimodalAutoencoder(nn.Module):
         cfg = self.config
         return (cfg.num_pixels + cfg.num_audio_patches + 1,)
 
-    def preparer(self) -> MultimodalPreparer:
-        """The picklable ``prepare`` (see :class:`MultimodalPreparer`)."""
+    def preparer(self, **options: Any) -> MultimodalPreparer:
+        """The picklable ``prepare`` (see :class:`MultimodalPreparer`); no settings."""
+        if options:
+            raise invalid("options", "no solver settings (nothing to solve)", sorted(options))
         return MultimodalPreparer(prepare_multimodal, self.config, self.mask_grid)
 
     def prepare(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.errors import invalid
 from ..core.masking import upsample_mask
 from .step import Preparer
 from .swin import GreenMIMSwin, SwinConfig, SwinMasks, check_images, check_unit_mask, greenmim_swin
@@ -84,8 +85,13 @@ class SimMIMSwin(nn.Module):
         """The mask-unit grid masks are drawn on."""
         return self.mae.mask_grid
 
-    def preparer(self) -> Preparer:
-        """The picklable ``prepare`` (see :class:`~grouping.models.step.Preparer`)."""
+    def preparer(self, **options: Any) -> Preparer:
+        """The picklable ``prepare`` (see :class:`~grouping.models.step.Preparer`); the dense
+        baseline solves no grouping, so ``options`` must be empty."""
+        if options:
+            raise invalid(
+                "options", "no solver settings (the dense baseline solves nothing)", sorted(options)
+            )
         return Preparer(prepare_simmim, self.config, self.mask_grid)
 
     def prepare(

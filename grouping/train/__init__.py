@@ -20,6 +20,7 @@ _LAZY = {
     "TrainBatch": "collate",
     "ImageFolder": "data",
     "StreamSampler": "data",
+    "SyntheticClips": "data",
     "SyntheticImages": "data",
     "UnreadableImageError": "data",
     "CheckpointError": "checkpoint",
