@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmark scripts: machine info, median timing, presets, tables, JSON.
+"""Shared helpers of the benchmark scripts: machine info, median timing, presets, tables, JSON,
+and the activation-memory helpers of ``_memory`` (stdlib only, re-exported here).
 
 The scripts in ``bench/`` are plain commands (``python bench/solver.py``); they import this
 module as ``_common`` (Python puts the script's folder first on ``sys.path``).
@@ -19,16 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _memory import PeakRSS, activation_peaks, rss_bytes, trim
 
 import grouping as gp
 from grouping.presets import PRESETS, Preset
 
 __all__ = [
     "REPO",
+    "PeakRSS",
+    "activation_peaks",
     "format_table",
     "machine_info",
     "median_time",
+    "rss_bytes",
     "swin_preset",
+    "trim",
     "write_json",
 ]
 

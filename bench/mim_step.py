@@ -8,11 +8,8 @@ activation memory of each: the peak resident memory during a step minus the resi
 before it, with model, gradients and optimizer state already allocated. Each model runs in its
 own process (``--worker``), so neither sees the other's allocations.
 
-Memory is read from ``/proc/self/status``: before every measured step the freed heap is given
-back to the system (``malloc_trim``) and the peak (``VmHWM``) is reset by writing ``5`` to
-``/proc/self/clear_refs``; where that is not allowed, a thread samples ``VmRSS`` every
-millisecond instead. Timed steps and memory steps are separate (trimming makes the next step
-fault its pages in again).
+Memory is read from ``/proc/self/status`` by ``bench/_memory.py`` (``VmHWM`` after a reset, the
+heap trimmed first; timed steps and memory steps are separate).
 
 Usage::
 
@@ -32,80 +29,16 @@ the machine and versions, and prints a table.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Peak resident memory over a block: ``VmHWM`` after a reset, or a sampling thread."""
-
-    def __init__(self, interval_s: float = 0.001) -> None:
-        self.interval_s = interval_s
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            self.method = "VmHWM"
-        except OSError:
-            self.method = "sampling"
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            time.sleep(self.interval_s)
-
-    def __enter__(self) -> PeakRSS:
-        if self.method == "VmHWM":
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        else:
-            self.peak = _rss_bytes()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.method == "VmHWM":
-            self.peak = _status_kib("VmHWM") * 1024
-        else:
-            self._stop.set()
-            assert self._thread is not None
-            self._thread.join()
-            self.peak = max(self.peak, _rss_bytes())
-
-
-def _trim() -> None:
-    """Free what Python and malloc hold but do not use, so RSS is the live memory."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
+from _memory import activation_peaks
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,25 +90,14 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     times = [step() for _ in range(args.steps)]
     cpu = list(cpu_times)
 
-    activation, total = [], []
-    for _ in range(args.memory_steps):
-        _trim()
-        before = _rss_bytes()
-        with PeakRSS() as peak:
-            step()
-        activation.append(peak.peak - before)
-        total.append(peak.peak)
-        method = peak.method
+    memory = activation_peaks(step, args.memory_steps)
     return {
         "model": args.worker,
         "step_s": statistics.median(times),
         "step_s_all": times,
         "step_cpu_s": statistics.median(cpu),
         "grouping_s": statistics.median(grouping_s) if grouping_s else 0.0,
-        "peak_bytes": int(statistics.median(activation)),
-        "peak_bytes_all": activation,
-        "total_peak_bytes": int(statistics.median(total)),
-        "memory_method": method,
+        **memory,
         "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()),
     }

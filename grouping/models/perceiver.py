@@ -927,7 +927,7 @@ class PerceiverIO(nn.Module):
         postprocessor: applied to the decoder output.
 
     Example:
-        >>> enc = PerceiverEncoder(8, 16, 20, num_blocks=2)
+        >>> enc = PerceiverEncoder(8, 16, 22, num_blocks=2)   # 2x2x3 patch + 10 Fourier channels
         >>> model = PerceiverIO(enc, ClassificationDecoder(16, 5),
         ...                     ImagePreprocessor((3, 8, 8), spatial_downsample=2, num_bands=2))
         >>> model(torch.randn(2, 3, 8, 8)).shape, model.encode(torch.randn(2, 3, 8, 8)).shape
@@ -956,6 +956,12 @@ class PerceiverIO(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.output_postprocessor = postprocessor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input (the preprocessor's ``input_shape``; ``(M, C)`` without one)."""
+        shape = getattr(self.input_preprocessor, "input_shape", None)
+        return tuple(shape) if shape is not None else (-1, self.encoder.input_channels)
 
     def preprocess(self, inputs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(inputs [B, M, C], inputs_without_pos)``."""
