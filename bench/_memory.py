@@ -1,0 +1,120 @@
+"""Activation memory of a step: peak resident memory minus resident memory just before it.
+
+Stdlib only, so that a benchmark worker running in another environment (the official Hiera's
+venv, which has no ``grouping``) measures memory exactly as ours does. ``bench/_common.py``
+re-exports these names.
+
+Memory is read from ``/proc/self/status``: before every measured step the freed heap is given
+back to the system (:func:`trim`: ``gc.collect`` and ``malloc_trim``) and the peak (``VmHWM``)
+is reset by writing ``5`` to ``/proc/self/clear_refs``; where that is not allowed, a thread
+samples ``VmRSS`` every millisecond instead. Trimming makes the next step fault its pages in
+again, so measured steps must be separate from timed ones.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["PeakRSS", "activation_peaks", "rss_bytes", "trim"]
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_bytes() -> int:
+    """The resident memory of this process now (``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Peak resident memory over a block: ``VmHWM`` after a reset, or a sampling thread.
+
+    Example::
+
+        with PeakRSS() as peak:
+            step()
+        peak.peak  # bytes; peak.method is "VmHWM" or "sampling"
+    """
+
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = interval_s
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.method = "VmHWM"
+        except OSError:
+            self.method = "sampling"
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> PeakRSS:
+        if self.method == "VmHWM":
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        else:
+            self.peak = rss_bytes()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.method == "VmHWM":
+            self.peak = _status_kib("VmHWM") * 1024
+        else:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join()
+            self.peak = max(self.peak, rss_bytes())
+
+
+def trim() -> None:
+    """Free what Python and malloc hold but do not use, so RSS is the live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+
+
+def activation_peaks(step: Callable[[], Any], repeats: int) -> dict[str, Any]:
+    """Run ``step`` ``repeats`` times, each after :func:`trim`, and measure its memory.
+
+    Returns:
+        ``peak_bytes`` (median of peak RSS minus RSS just before), ``peak_bytes_all``,
+        ``total_peak_bytes`` (median peak RSS of the process) and ``memory_method``.
+    """
+    activation, total, method = [], [], ""
+    for _ in range(max(1, repeats)):
+        trim()
+        before = rss_bytes()
+        with PeakRSS() as peak:
+            step()
+        activation.append(peak.peak - before)
+        total.append(peak.peak)
+        method = peak.method
+    return {
+        "peak_bytes": int(statistics.median(activation)),
+        "peak_bytes_all": activation,
+        "total_peak_bytes": int(statistics.median(total)),
+        "memory_method": method,
+    }
