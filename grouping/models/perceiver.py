@@ -631,6 +631,12 @@ def space_to_depth(x: torch.Tensor, spatial: int, temporal: int = 1) -> torch.Te
     raise invalid("inputs", "images [B, C, H, W] or video [B, T, C, H, W]", tuple(x.shape))
 
 
+def _attach_positions(y: torch.Tensor, pos: torch.Tensor, mode: str) -> torch.Tensor:
+    """``[B, M, C]`` features with ``[B, M, P]`` positions concatenated (``"concat"``) or added."""
+    pos = pos.to(y.dtype)
+    return torch.cat([y, pos], dim=-1) if mode == "concat" else y + pos
+
+
 class ImagePreprocessor(nn.Module):
     """Images (or video) to Perceiver inputs: patches, pixels or a 1x1 convolution, with
     Fourier or trainable positions, concatenated or added.
@@ -751,12 +757,7 @@ class ImagePreprocessor(nn.Module):
         b = y.shape[0]
         y = y.reshape(b, -1, y.shape[-1])  # B, M, C'
         pos = self.positions(b)
-        out = (
-            torch.cat([y, pos.to(y.dtype)], dim=-1)
-            if self.concat_or_add_pos == "concat"
-            else y + pos
-        )
-        return out, y
+        return _attach_positions(y, pos, self.concat_or_add_pos), y
 
 
 class AudioPreprocessor(nn.Module):
@@ -815,12 +816,7 @@ class AudioPreprocessor(nn.Module):
             raise invalid("inputs", f"audio [B, {self.num_samples}] (or [B, N, 1])", tuple(x.shape))
         y = x.reshape(x.shape[0], -1, self.samples_per_patch)  # B, M, p
         pos = self.positions(x.shape[0])
-        out = (
-            torch.cat([y, pos.to(y.dtype)], dim=-1)
-            if self.concat_or_add_pos == "concat"
-            else y + pos
-        )
-        return out, y
+        return _attach_positions(y, pos, self.concat_or_add_pos), y
 
 
 class MultimodalPreprocessor(nn.Module):
