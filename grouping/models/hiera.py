@@ -890,12 +890,24 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
 
 
 def _apply_fusion_head(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``[B, K, *mu, C]`` -> ``head`` on every unit -> ``[B, K, *mu', C']``."""
+    """``[B, K, *mu, C]`` -> ``head`` on every unit -> ``[B, K, *mu', C']``.
+
+    The head is a convolution whose kernel equals its stride (official ``multi_scale_fusion_
+    heads``), i.e. a linear map of every kernel-sized block: computed as one ``F.linear`` on the
+    channels-last blocks (measured ~2.5x faster than the convolution on this CPU at MAE-Hiera-T's
+    shapes; the same numbers up to float rounding), with the convolution's own weights.
+    """
     if isinstance(head, nn.Identity):
         return x
-    b, k = x.shape[:2]
-    y = head(x.reshape(b * k, *x.shape[2:]).movedim(-1, 1))  # B*K, C', *mu'
-    return y.movedim(1, -1).reshape(b, k, *y.shape[2:], y.shape[1])
+    b, k, *mu, c = x.shape
+    kernel = tuple(head.kernel_size)
+    nd = len(kernel)
+    grid = [m // s for m, s in zip(mu, kernel, strict=True)]
+    y = x.reshape(b, k, *[d for g, s in zip(grid, kernel, strict=True) for d in (g, s)], c)
+    order = [0, 1, *(2 + 2 * i for i in range(nd)), *(3 + 2 * i for i in range(nd)), 2 + 2 * nd]
+    y = y.permute(order).reshape(b, k, *grid, -1)  # B, K, *mu', (s1, s2, ..., C)
+    weight = head.weight.permute(0, *range(2, 2 + nd), 1).reshape(head.weight.shape[0], -1)
+    return F.linear(y, weight, head.bias)  # B, K, *mu', C'
 
 
 def _patches_2d(x: torch.Tensor, size: int) -> torch.Tensor:
