@@ -4,6 +4,9 @@ Stdlib only, so that a benchmark worker running in another environment (the offi
 venv, which has no ``grouping``) measures memory exactly as ours does. ``bench/_common.py``
 re-exports these names.
 
+:func:`spawn_worker` runs one measuring process and reads the JSON it prints last (every
+benchmark measures each implementation in its own process).
+
 Memory is read from ``/proc/self/status``: before every measured step the freed heap is given
 back to the system (:func:`trim`: ``gc.collect`` and ``malloc_trim``) and the peak (``VmHWM``)
 is reset by writing ``5`` to ``/proc/self/clear_refs``; where that is not allowed, a thread
@@ -15,14 +18,17 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PeakRSS", "activation_peaks", "rss_bytes", "trim"]
+__all__ = ["PeakRSS", "activation_peaks", "rss_bytes", "spawn_worker", "trim"]
 
 
 def _status_kib(field: str) -> int:
@@ -118,3 +124,15 @@ def activation_peaks(step: Callable[[], Any], repeats: int) -> dict[str, Any]:
         "total_peak_bytes": int(statistics.median(total)),
         "memory_method": method,
     }
+
+
+def spawn_worker(cmd: list[str], which: str, env: dict[str, str] | None = None) -> dict:
+    """Run a benchmark worker; return the JSON object on the last line of its stdout.
+
+    A failing worker's stderr is shown and the benchmark stops (``SystemExit``).
+    """
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"the {which} worker failed (exit status {out.returncode})")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -52,7 +52,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from _memory import activation_peaks
+from _memory import activation_peaks, spawn_worker
 
 MODEL, EVAL_MODEL = "mae_hiera_tiny_224", "hiera_tiny_224"
 OFFICIAL_PYTHON = "/work/scratch/hiera-venv/bin/python"
@@ -293,11 +292,7 @@ def _spawn(args: argparse.Namespace, which: str, data: str) -> dict[str, Any]:
     cmd = [python, os.path.abspath(__file__), "--worker", which, "--data", data]
     for key in ("batch_size", "mask_ratio", "steps", "warmup", "memory_steps", "threads", "seed"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(f"the {which} worker failed (exit status {out.returncode})")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return spawn_worker(cmd, which, env)
 
 
 def _combine(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -33,12 +33,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
-from _memory import activation_peaks
+from _memory import activation_peaks, spawn_worker
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,11 +112,7 @@ def _spawn(args: argparse.Namespace, which: str) -> dict[str, Any]:
         cmd += ["--img-size", str(args.img_size)]
     if args.per_sample:
         cmd += ["--per-sample"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(f"the {which} worker failed (exit status {out.returncode})")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return spawn_worker(cmd, which)
 
 
 def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:

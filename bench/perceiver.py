@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _memory import activation_peaks
+from _memory import activation_peaks, spawn_worker
 
 LOSS_RTOL = 1e-4  # first-step loss against the reference, relative
 LOGITS_ATOL = 1e-4  # eval logits against the reference, relative to their largest magnitude
@@ -330,11 +329,7 @@ def _spawn(args: argparse.Namespace, which: str, data: str) -> dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", which, "--data", data]
     for key in ("steps", "warmup", "memory_steps", "threads", "profile_rows"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(f"the {which} worker failed (exit status {out.returncode})")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return spawn_worker(cmd, which)
 
 
 def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
