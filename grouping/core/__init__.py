@@ -1,10 +1,21 @@
 """The pure-algorithm core: numpy + numba only, never torch.
 
 Masking, mask-unit layout, window partition and counts, the grouping solver, the cost model,
-the plan type and its checker.
+the plan type and its checker, and HiP's groups (assignment, padding, ungroup, regroup).
 """
 
 from .errors import GroupingValueError, PlanError
+from .groups import (
+    REGROUP_TYPES,
+    GroupLayout,
+    GroupLayoutError,
+    assign_groups,
+    check_group_layout,
+    group_array,
+    group_layout,
+    regroup_index,
+    ungroup_array,
+)
 from .layout import (
     MaskUnitLayout,
     mask_unit_ids,
@@ -19,6 +30,15 @@ from .solve import STRATEGIES, SweepResult, solve, sweep_group_sizes, warmup
 from .windows import visible_window_ids, window_counts, window_grid, window_index, window_shape
 
 __all__ = [
+    "REGROUP_TYPES",
+    "GroupLayout",
+    "GroupLayoutError",
+    "assign_groups",
+    "check_group_layout",
+    "group_array",
+    "group_layout",
+    "regroup_index",
+    "ungroup_array",
     "GroupingPlan",
     "GroupingValueError",
     "MaskUnitLayout",
