@@ -162,11 +162,35 @@ _PERCEIVER = (
     ),
 )
 
+# HiP (google-deepmind/hierarchical_perceiver): the official variants as group-wise masked
+# auto-encoders of raw pixels (``grouping.models.hip.hip_16()`` etc. build the plain module).
+_HIP = (
+    *(
+        ModelInfo(
+            f"hip_{variant.lower()}",
+            "hip",
+            "grouping.models.hip:mae_hip",
+            dict(variant=variant, img_size=224, in_chans=3),
+            summary=f"HiP-{variant}, group-wise MAE on 224 x 224 raw pixels (50,176 tokens)",
+            mask_ratio=0.85,
+        )
+        for variant in ("16", "256", "Mini", "16x3")
+    ),
+    ModelInfo(
+        "hip_class_bottleneck_mini",
+        "hip",
+        "grouping.models.hip:hip_class_bottleneck_mini",
+        pretrain=False,
+        summary="HiP-Mini with labels through the processor (the official test's datasets)",
+    ),
+)
+
 _MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         *_hiera_models(),
         *_PERCEIVER,
+        *_HIP,
         ModelInfo(
             "greenmim_swin_tiny",
             "swin",
