@@ -29,6 +29,7 @@ __all__ = [
     "DropPath",
     "Mlp",
     "PatchEmbed",
+    "SquaredReLU",
     "gather_visible",
     "patchify",
     "place_visible",
@@ -162,6 +163,13 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class SquaredReLU(nn.Module):
+    """``relu(x) ** 2``, the activation of HiP (and Primer)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x).square()
 
 
 class Mlp(nn.Module):
