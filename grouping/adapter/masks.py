@@ -33,6 +33,8 @@ __all__ = [
 
 def additive_mask(layout: WindowLayout, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Float ``[G, g, g]`` mask: 0 where ``layout.kernel_mask`` is True, ``-inf`` elsewhere."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise invalid("dtype", "a floating-point torch dtype", dtype)
     out = torch.zeros(layout.kernel_mask.shape, dtype=dtype, device=layout.device)
     return out.masked_fill_(~layout.kernel_mask, float("-inf"))
 

@@ -30,6 +30,8 @@ def check_tokens(
     if not isinstance(x_vis, torch.Tensor) or x_vis.dim() != 3:
         shape = tuple(x_vis.shape) if isinstance(x_vis, torch.Tensor) else x_vis
         raise invalid(name, "a tensor [B, N_vis, C]", shape)
+    if not x_vis.is_floating_point():
+        raise invalid(name, "a floating-point tensor", x_vis.dtype)
     batch, tokens, width = x_vis.shape
     if tokens != layout.num_visible:
         raise invalid(

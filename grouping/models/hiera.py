@@ -50,7 +50,14 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
-from ..core.errors import GroupingValueError, as_int_tuple, as_rng, check_int, invalid
+from ..core.errors import (
+    GroupingValueError,
+    as_int_tuple,
+    as_rng,
+    check_int,
+    check_mask_ratio,
+    invalid,
+)
 from ..core.layout import MaskUnitLayout, mask_unit_ids, mask_unit_layout, reroll_index
 from ..core.masking import batch_mask
 from .layers import DropPath, Mlp, PatchEmbed, gather_visible
@@ -504,7 +511,7 @@ class Hiera(nn.Module):
     adds the output of every stage rerolled: ``[B, *grid, C]`` unmasked, ``[B, K, *mu, C]``
     (kept units, then the mask unit's own grid) masked.
 
-    Example:
+    Examples:
         >>> model = Hiera(input_size=(64, 64), embed_dim=8, num_heads=1, stages=(1, 1, 1),
         ...               q_pool=2, mask_unit_size=(4, 4), mask_unit_attn=(True, False, False),
         ...               num_classes=5)
@@ -661,7 +668,7 @@ class Hiera(nn.Module):
         official does."""
         b = x.shape[0]
         units = self.config.num_mask_units
-        keep = int(units * (1 - mask_ratio))
+        keep = int(units * (1 - check_mask_ratio(mask_ratio)))
         noise = torch.rand(b, units, device=x.device)
         ids_restore = torch.argsort(torch.argsort(noise, dim=1), dim=1)
         mask = torch.zeros(b, units, device=x.device)

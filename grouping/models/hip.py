@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -613,6 +614,32 @@ def _check_per_block(kwargs: Mapping[str, Any]) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class HiPConfig:
+    """A HiP's constructor arguments, as built (``model.config``); see :class:`HiP`."""
+
+    num_groups: tuple[int, ...]
+    num_self_attends_per_block: tuple[int, ...]
+    z_index_dim: tuple[int, ...]
+    num_z_channels: tuple[int, ...]
+    num_cross_attend_heads: tuple[int, ...]
+    num_self_attend_heads: tuple[int, ...]
+    cross_attend_widening_factor: tuple[int, ...]
+    self_attend_widening_factor: tuple[int, ...]
+    num_embedding_channels: int
+    modalities: Mapping[str, tuple[int, int]]
+    datasets: Mapping[str, tuple[str, ...]]
+    num_position_encoding_channels: int | None
+    regroup_type: str
+    activation_name: str
+    processor_index_dim_train: int | None
+    processor_index_dim_eval: int | None
+    dropout_prob: float
+    drop_path_rate: float
+    mask_padding: bool
+    label_modalities: tuple[str, ...] = ()
+
+
 class HiP(nn.Module):
     """Hierarchical Perceiver, the official ``HiP`` (see the module docstring).
 
@@ -722,6 +749,21 @@ class HiP(nn.Module):
                 processor_index_dim_eval,
             )
         self._check_groups(processor_index_dim_train, processor_index_dim_eval)
+        self.config = HiPConfig(
+            **arch,
+            num_embedding_channels=self.num_embedding_channels,
+            modalities=MappingProxyType(dict(self.modalities)),
+            datasets=MappingProxyType(dict(self.datasets)),
+            num_position_encoding_channels=num_position_encoding_channels,
+            regroup_type=regroup_type,
+            activation_name=activation_name,
+            processor_index_dim_train=processor_index_dim_train,
+            processor_index_dim_eval=processor_index_dim_eval,
+            dropout_prob=float(dropout_prob),
+            drop_path_rate=float(drop_path_rate),
+            mask_padding=self.mask_padding,
+            label_modalities=getattr(self, "label_modalities", ()),
+        )
         e = self.num_embedding_channels
         self.embed = nn.ModuleDict()
         self.unembed = nn.ModuleDict()
@@ -1287,18 +1329,24 @@ def load_haiku_params(
 
 @dataclass(frozen=True)
 class HiPMAEConfig:
-    """What a group-wise masking step needs to know of the model (no weights).
+    """A :class:`HiPMAE`'s input and what a group-wise masking step needs to know of it (no
+    weights): ``model.config``, and the config its preparer carries.
 
     Attributes:
         num_groups: groups of the first level ``G``.
         group_len: their length ``L``.
         padding_slots: the flat slots ``g * L + n`` that hold padding (a tuple, so that the
             config stays hashable and cheap to pickle).
+        img_size, in_chans: the images read, as given.
+        variant: the official variant the HiP was built from, if a factory built it.
     """
 
     num_groups: int
     group_len: int
     padding_slots: tuple[int, ...] = ()
+    img_size: int | tuple[int, int] = 224
+    in_chans: int = 3
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1410,7 +1458,14 @@ class HiPMAE(nn.Module):
         without one (nothing masked), ``[B, H * W, C]`` for every pixel.
     """
 
-    def __init__(self, hip: HiP, img_size: int | Sequence[int] = 224, in_chans: int = 3) -> None:
+    def __init__(
+        self,
+        hip: HiP,
+        img_size: int | Sequence[int] = 224,
+        in_chans: int = 3,
+        *,
+        variant: str | None = None,
+    ) -> None:
         super().__init__()
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
@@ -1428,6 +1483,9 @@ class HiPMAE(nn.Module):
             num_groups=layout.num_groups,
             group_len=layout.group_len,
             padding_slots=tuple(int(s) for s in np.flatnonzero(layout.padding)),
+            img_size=img_size if isinstance(img_size, int) else size,
+            in_chans=self.in_chans,
+            variant=variant,
         )
 
     @property
@@ -1520,4 +1578,4 @@ def mae_hip(
         if key in kwargs:
             raise invalid(key, "not set: the MAE reads one image modality", kwargs[key])
     model = _build(variant, modalities={"image": (size[0] * size[1], in_chans)}, **kwargs)
-    return HiPMAE(model, size, in_chans)
+    return HiPMAE(model, img_size if isinstance(img_size, int) else size, in_chans, variant=variant)

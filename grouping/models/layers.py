@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,13 +47,32 @@ def _flat_index(index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
     return (index + offsets).reshape(-1)
 
 
-def _check_index(index: torch.Tensor, batch: int, name: str = "index") -> None:
+def _check_index(
+    index: torch.Tensor, batch: int, length: int | None = None, name: str = "index"
+) -> None:
     if not isinstance(index, torch.Tensor) or index.dtype not in (torch.int64, torch.int32):
-        raise invalid(name, "an int64 tensor [N] or [B, N]", type(index).__name__)
+        what = index.dtype if isinstance(index, torch.Tensor) else type(index).__name__
+        raise invalid(name, "an int64 tensor [N] or [B, N]", what)
     if index.dim() == 2 and index.shape[0] != batch:
         raise invalid(name, f"[N] or [{batch}, N] (the batch)", tuple(index.shape))
     if index.dim() not in (1, 2):
         raise invalid(name, "an int64 tensor [N] or [B, N]", tuple(index.shape))
+    # The range is checked where it costs no device synchronisation (a CPU index); indices
+    # that models use come from ``prepare``, which builds them in range.
+    if length is not None and index.device.type == "cpu" and index.numel():
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= length:
+            raise invalid(name, f"positions in [0, {length})", f"positions in [{low}, {high}]")
+
+
+def _check_tensor(name: str, x: Any, expected: str, ndim: int, width: int | None = None) -> None:
+    """``x`` is a floating-point tensor of rank ``ndim`` (and last dimension ``width``)."""
+    if not isinstance(x, torch.Tensor):
+        raise invalid(name, expected, type(x).__name__)
+    if x.dim() != ndim or (width is not None and x.shape[-1] != width):
+        raise invalid(name, expected, f"shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise invalid(name, f"a floating-point tensor {expected[2:]}", x.dtype)
 
 
 def gather_visible(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -66,14 +86,16 @@ def gather_visible(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[B, N, *C]`` with ``out[b, i] = x[b, index[i]]`` (or ``x[b, index[b, i]]``).
 
-    Example:
+    Examples:
         >>> x = torch.arange(6.0).reshape(2, 3, 1)
         >>> gather_visible(x, torch.tensor([2, 0]))[..., 0].tolist()
         [[2.0, 0.0], [5.0, 3.0]]
         >>> gather_visible(x, torch.tensor([[1], [2]]))[..., 0].tolist()
         [[1.0], [5.0]]
     """
-    _check_index(index, x.shape[0])
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise invalid("x", "a tensor [B, L, *C]", getattr(x, "shape", type(x).__name__))
+    _check_index(index, x.shape[0], x.shape[1])
     if index.dim() == 1:
         return x.index_select(1, index)
     b, length = x.shape[:2]
@@ -96,8 +118,16 @@ def place_visible(fill: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> t
     Returns:
         ``[B, L, C]`` with ``out[b, index[b, i]] = x[b, i]`` and ``fill`` elsewhere.
     """
-    _check_index(index, x.shape[0])
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        raise invalid("x", "a tensor [B, N, C]", getattr(x, "shape", type(x).__name__))
+    if not isinstance(fill, torch.Tensor) or fill.dim() != 3 or fill.shape[-1] != x.shape[-1]:
+        raise invalid(
+            "fill", f"a tensor [1 or B, L, {x.shape[-1]}]", getattr(fill, "shape", type(fill))
+        )
+    _check_index(index, x.shape[0], fill.shape[-2])
     b, n, c = x.shape
+    if index.shape[-1] != n:
+        raise invalid("x", f"{index.shape[-1]} tokens per sample (the index)", f"shape {(b, n, c)}")
     length = fill.shape[-2]
     full = fill.to(x.dtype).expand(b, length, c)
     if index.dim() == 1:
@@ -118,7 +148,12 @@ def patchify(images: torch.Tensor, patch: int, *, channels_last: bool = True) ->
     Returns:
         ``[B, (H/P) * (W/P), P * P * C]``, patches row-major.
     """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise invalid("images", "a tensor [B, C, H, W]", getattr(images, "shape", images))
+    patch = check_int("patch", patch, minimum=1)
     b, c, h, w = images.shape
+    if h % patch or w % patch:
+        raise invalid("images", f"H and W multiples of the patch {patch}", f"shape {(b, c, h, w)}")
     x = images.reshape(b, c, h // patch, patch, w // patch, patch)  # B, C, h, P, w, P
     if channels_last:
         x = x.permute(0, 2, 4, 3, 5, 1)  # B, h, w, P, P, C
@@ -129,8 +164,19 @@ def patchify(images: torch.Tensor, patch: int, *, channels_last: bool = True) ->
 
 def unpatchify(patches: torch.Tensor, patch: int, grid: tuple[int, int]) -> torch.Tensor:
     """Inverse of :func:`patchify` (MAE's order): ``[B, h*w, P*P*C]`` -> ``[B, C, h*P, w*P]``."""
-    b = patches.shape[0]
     h, w = grid
+    if (
+        not isinstance(patches, torch.Tensor)
+        or patches.dim() != 3
+        or patches.shape[1] != h * w
+        or patches.shape[2] % (patch * patch)
+    ):
+        raise invalid(
+            "patches",
+            f"a tensor [B, {h * w}, P * P * C] (grid {grid}, patch {patch})",
+            getattr(patches, "shape", type(patches).__name__),
+        )
+    b = patches.shape[0]
     x = patches.reshape(b, h, w, patch, patch, -1)  # B, h, w, P, P, C
     x = x.permute(0, 5, 1, 3, 2, 4)  # B, C, h, P, w, P
     return x.reshape(b, -1, h * patch, w * patch)
@@ -246,6 +292,8 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        dim = self.qkv.in_features
+        _check_tensor("x", x, f"a tensor [B, N, {dim}]", 3, dim)
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads)  # B, N, 3, h, d
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, h, N, d]
@@ -312,6 +360,15 @@ class CrossAttention(nn.Module):
         inputs: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        q_dim, kv_dim = self.q.in_features, self.k.in_features
+        _check_tensor("queries", queries, f"a tensor [B, M, {q_dim}]", 3, q_dim)
+        _check_tensor("inputs", inputs, f"a tensor [B, N, {kv_dim}]", 3, kv_dim)
+        if inputs.shape[0] != queries.shape[0]:
+            raise invalid(
+                "inputs",
+                f"the batch of the queries ({queries.shape[0]})",
+                f"shape {tuple(inputs.shape)}",
+            )
         h = self.num_heads
         q = _heads(self.q(queries), h)  # B, h, M, d_qk
         k = _heads(self.k(inputs), h)  # B, h, N, d_qk
@@ -403,8 +460,16 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, *S]`` -> ``[B, *S', E]`` (channels last), every patch embedded."""
+        self._check_input(x)
         y = self.proj(x)  # B, E, *S'
         return self.norm(y.movedim(1, -1))
+
+    def _check_input(self, x: Any) -> None:
+        chans, nd = self.proj.in_channels, len(self.kernel)
+        expected = f"a tensor [B, {chans}, {', '.join('S' + str(i + 1) for i in range(nd))}]"
+        _check_tensor("x", x, expected, 2 + nd)
+        if x.shape[1] != chans:
+            raise invalid("x", expected, f"shape {tuple(x.shape)}")
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, *S]`` -> ``[B, L, C * prod(kernel)]``: every patch in the conv weight's
@@ -412,6 +477,11 @@ class PatchEmbed(nn.Module):
         if not self.non_overlapping:
             raise invalid(
                 "patch_embed", "non-overlapping patches (kernel = stride, no padding)", self
+            )
+        self._check_input(x)
+        if any(s % k for s, k in zip(x.shape[2:], self.kernel, strict=True)):
+            raise invalid(
+                "x", f"sizes that are multiples of the patch {self.kernel}", tuple(x.shape)
             )
         b, c = x.shape[:2]
         grid = [s // k for s, k in zip(x.shape[2:], self.kernel, strict=True)]

@@ -592,7 +592,7 @@ class SwinEncoder(nn.Module):
     Args:
         config: the architecture.
 
-    Example:
+    Examples:
         >>> cfg = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
         ...                  window_size=4, mask_unit=16)
         >>> enc = SwinEncoder(cfg)
@@ -710,7 +710,7 @@ class GreenMIMSwin(MAEHead, nn.Module):
     Args:
         config: the architecture.
 
-    Example:
+    Examples:
         >>> cfg = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
         ...                  window_size=4, mask_unit=16, decoder_dim=32, decoder_heads=2)
         >>> model = GreenMIMSwin(cfg)
@@ -805,6 +805,7 @@ class GreenMIMSwin(MAEHead, nn.Module):
     ) -> SwinStep:
         images = check_images(images, self.config)
         if isinstance(mask, SwinStep):
+            mask.check(images.shape[0], images.device)
             return mask
         if mask is None:
             mask = self.sample_mask(images.shape[0], mask_ratio, rng=rng, per_sample=per_sample)

@@ -9,7 +9,7 @@ bf16 autocast, per-step metrics, DDP under torchrun, and checkpoints that resume
 Set-up and the step loop are apart (as MAE's ``main_pretrain`` and ``engine_pretrain``):
 :func:`train` builds the pieces, :func:`_run_steps` runs them.
 
-Example:
+Examples:
     >>> from grouping.train import TrainConfig, train
     >>> tiny = dict(img_size=64, window_size=4, embed_dim=16, depths=(1, 1, 1),
     ...             num_heads=(1, 2, 2), mask_unit=16, decoder_dim=32, decoder_heads=2)
@@ -125,7 +125,10 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
         command-line option)."""
-        model_info(self.model)  # a clear error listing the names
+        try:
+            model_info(self.model)
+        except GroupingValueError as exc:  # name the option, keep the list of names
+            raise GroupingValueError("--model" + str(exc)[len("name") :]) from None
         if not model_info(self.model).pretrain:
             raise invalid("--model", "a model that grouping pretrain trains", self.model)
         check_int("--steps", self.steps, minimum=1)
