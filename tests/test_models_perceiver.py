@@ -13,6 +13,7 @@ import torch
 from grouping.core.errors import GroupingValueError
 from grouping.models import create_model
 from grouping.models import perceiver as P
+from grouping.models.layers import CrossAttention
 
 hf = pytest.importorskip("transformers.models.perceiver.modeling_perceiver")
 from transformers import PerceiverConfig  # noqa: E402
@@ -174,6 +175,182 @@ def test_from_transformers_rejects_what_it_cannot_reproduce() -> None:
         P.from_transformers(torch.nn.Linear(2, 2))
 
 
+# -- concatenated positions kept apart -------------------------------------------------------------
+
+
+def _assert_rel(got: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5) -> None:
+    """Equal within ``rtol`` of each element and of the largest magnitude (float32 rounding)."""
+    scale = float(expected.detach().abs().max()) or 1.0
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=rtol * scale)
+
+
+def _assert_grads_rel(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """Every gradient within 1e-5 relative; one that is zero in exact arithmetic (a key bias,
+    which adds the same score to every key of a query) is rounding noise on both sides: both
+    below 1e-6 of the largest gradient."""
+    largest = max(float(g.abs().max()) for g in expected.values())
+    for name, g in expected.items():
+        if float(g.abs().max()) < 1e-6 * largest:
+            assert float(got[name].abs().max()) < 1e-6 * largest, name
+        else:
+            _assert_rel(got[name], g)
+
+
+def _backward(out: torch.Tensor, leaves: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gradients of ``sum(out * g)`` (a fixed random ``g``) w.r.t. each leaf (zeros if unused)."""
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out.dtype)
+    names = list(leaves)
+    grads = torch.autograd.grad((out * g).sum(), [leaves[k] for k in names], allow_unused=True)
+    return {
+        k: torch.zeros_like(leaves[k]) if d is None else d
+        for k, d in zip(names, grads, strict=True)
+    }
+
+
+def _mask(kind: str, b: int, h: int, n: int, m: int) -> torch.Tensor | None:
+    gen = torch.Generator().manual_seed(3)
+    if kind == "none":
+        return None
+    if kind == "padding":  # the encoder's input_mask: [B, 1, 1, M], True = attend
+        keep = torch.ones(b, m, dtype=torch.bool)
+        keep[0, m // 2 :] = False
+        return keep[:, None, None, :]
+    if kind == "empty_rows":  # per query and head, one query that may attend to nothing
+        keep = torch.rand(b, h, n, m, generator=gen) < 0.6
+        keep[1, 0, 2] = False
+        return keep
+    return torch.randn(1, h, n, m, generator=gen)  # additive float
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("mask", ["none", "padding", "empty_rows", "additive"])
+@pytest.mark.parametrize("table", ["fourier", "trainable"])
+def test_concat_cross_attention_equals_the_materialised_inputs(heads, mask, table) -> None:
+    torch.manual_seed(0)
+    b, n, m, c = 3, 5, 24, 3
+    if table == "fourier":
+        t = P.fourier_features((4, 6), 3)  # [24, 14] in [-1, 1], no gradient
+    else:  # a table far from zero mean: the variance must not cancel
+        t = (torch.randn(m, 14) * 2 + 3).requires_grad_()
+    layer = P.PerceiverAttention(
+        8, c + t.shape[1], num_heads=heads, qk_channels=4, v_channels=6, widening_factor=2
+    )
+    _randomize(layer)
+    x = torch.randn(b, n, 8, requires_grad=True)
+    feats = torch.randn(b, m, c, requires_grad=True)
+    inputs = P.ConcatInputs(feats, t)
+    attn_mask = _mask(mask, b, heads, n, m)
+    leaves = {"x": x, "features": feats, **dict(layer.named_parameters())}
+    if t.requires_grad:
+        leaves["table"] = t
+    got = layer(x, inputs, attn_mask)
+    expected = layer(x, inputs.materialize(), attn_mask)
+    _assert_rel(got, expected)
+    expected_grads = _backward(expected, leaves)
+    _assert_grads_rel(_backward(got, leaves), expected_grads)
+    assert float(expected_grads["features"].abs().max()) > 0
+
+
+def test_concat_cross_attention_with_dropout_is_the_formula() -> None:
+    torch.manual_seed(0)
+    attn = CrossAttention(8, 17, 2, qk_channels=4, v_channels=6, attn_drop=0.3)
+    norm = torch.nn.LayerNorm(17)
+    _randomize(attn)
+    _randomize(norm, seed=1)
+    q, feats, t = torch.randn(2, 5, 8), torch.randn(2, 24, 3), P.fourier_features((4, 6), 3)
+    torch.manual_seed(11)
+    got = P.concat_cross_attention(attn, norm, q, P.ConcatInputs(feats, t), dropout_p=0.3)
+    kv = norm(P.ConcatInputs(feats, t).materialize())
+    heads = lambda y: y.reshape(2, y.shape[1], 2, -1).transpose(1, 2)  # noqa: E731
+    qh, kh, vh = heads(attn.q(q)), heads(attn.k(kv)), heads(attn.v(kv))
+    probs = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(2), dim=-1)
+    torch.manual_seed(11)
+    probs = torch.nn.functional.dropout(probs, 0.3)  # the same draw: the first after the seed
+    expected = attn.proj((probs @ vh).transpose(1, 2).reshape(2, 5, 6))
+    _assert_rel(got, expected)
+
+
+def _image_model(case: str) -> P.PerceiverIO:
+    """A small PerceiverIO whose inputs take (or, for ``add``, do not take) the factored path."""
+    options = {
+        "fourier_concat": dict(prep_type="pixels", spatial_downsample=1, num_bands=3),
+        "trainable_concat_projected": dict(
+            prep_type="conv1x1",
+            spatial_downsample=2,
+            out_channels=5,
+            position_encoding="trainable",
+            num_pos_channels=7,
+            project_pos_dim=6,
+        ),
+        "fourier_add": dict(
+            prep_type="patches", spatial_downsample=2, concat_or_add_pos="add", project_pos_dim=12
+        ),
+        "decoder_concat": dict(prep_type="patches", spatial_downsample=2, num_bands=2),
+    }[case]
+    pre = P.ImagePreprocessor((3, 8, 8), max_resolution=(8, 8), **options)
+    enc = P.PerceiverEncoder(4, 16, pre.num_channels, num_blocks=2, num_self_attention_heads=2)
+    if case == "decoder_concat":  # queries: the inputs without positions, then positions
+        dec = P.BasicDecoder(
+            16,
+            3,
+            output_index_dims=pre.index_dims,
+            num_channels=pre.feature_channels + 6,
+            num_pos_channels=6,
+            concat_preprocessed_input=True,
+        )
+    else:
+        dec = P.ClassificationDecoder(16, 5, use_query_residual=True)
+    model = P.PerceiverIO(enc, dec, pre)
+    _randomize(model)
+    return model
+
+
+def _materialised_forward(model: P.PerceiverIO, x: torch.Tensor) -> torch.Tensor:
+    inputs, raw = model.preprocess(x)  # the public, materialised inputs
+    assert isinstance(inputs, torch.Tensor)
+    z = model.encoder(inputs)
+    if isinstance(model.decoder, P.ClassificationDecoder):
+        return model.decoder(z)
+    return model.decoder(z, model.decoder.queries(z.shape[0], raw))
+
+
+@pytest.mark.parametrize(
+    "case", ["fourier_concat", "trainable_concat_projected", "fourier_add", "decoder_concat"]
+)
+def test_perceiver_io_keeps_concatenated_positions_apart_with_the_same_results(case) -> None:
+    torch.manual_seed(0)
+    model = _image_model(case)
+    pre = model.input_preprocessor
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    factored, raw = pre.forward_factored(x)
+    direct, raw_direct = pre(x)  # called directly: the concatenated tensor, as before
+    assert isinstance(direct, torch.Tensor) and torch.equal(raw, raw_direct)
+    if pre.concat_or_add_pos == "concat":
+        assert isinstance(factored, P.ConcatInputs) and factored.shape == direct.shape
+        assert torch.equal(direct, torch.cat([raw, pre.positions(2)], dim=-1))
+    else:  # added positions are mixed into every channel: nothing to keep apart
+        assert isinstance(factored, torch.Tensor) and torch.equal(factored, direct)
+    got, expected = model(x), _materialised_forward(model, x)
+    _assert_rel(got, expected)
+    _assert_rel(model.encode(x), model.encoder(model.preprocess(x)[0]))
+    # float32: every gradient within 1e-5 of the largest (a small gradient that sums cancelling
+    # terms carries ~5e-5 of its own size in rounding on the materialised path too)
+    leaves = {"x": x, **dict(model.named_parameters())}
+    got_grads, expected_grads = _backward(got, leaves), _backward(expected, leaves)
+    largest = max(float(g.abs().max()) for g in expected_grads.values())
+    for name, g in expected_grads.items():
+        torch.testing.assert_close(got_grads[name], g, rtol=1e-5, atol=1e-5 * largest)
+    # float64: the algebra is exact, every gradient within 1e-9 of its own size
+    model, x = model.double(), x.detach().double().requires_grad_()
+    leaves = {"x": x, **dict(model.named_parameters())}
+    got, expected = model(x), _materialised_forward(model, x)
+    got_grads, expected_grads = _backward(got, leaves), _backward(expected, leaves)
+    largest = max(float(g.abs().max()) for g in expected_grads.values())
+    for name, g in expected_grads.items():
+        scale = max(float(g.abs().max()), 1e-6 * largest)  # a key bias: zero up to rounding
+        torch.testing.assert_close(got_grads[name], g, rtol=1e-9, atol=1e-9 * scale)
+
+
 # -- structure -------------------------------------------------------------------------------------
 
 
@@ -294,6 +471,8 @@ def test_registered_configs() -> None:
         ),
         (lambda: P.AudioPreprocessor(50, 16), "samples_per_patch"),
         (lambda: P.PositionEncoding("learned", (4,)), "position_encoding"),
+        (lambda: P.ConcatInputs(torch.zeros(2, 5, 3), torch.zeros(4, 2)), "table"),
+        (lambda: P.ConcatInputs(torch.zeros(5, 3), torch.zeros(5, 2)), "features"),
     ],
 )
 def test_bad_input(build, match) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "AudioPreprocessor",
     "BasicDecoder",
     "ClassificationDecoder",
+    "ConcatInputs",
     "ImagePreprocessor",
     "MultimodalAEConfig",
     "MultimodalAEStep",
@@ -62,8 +63,10 @@ __all__ = [
     "PerceiverIO",
     "PerceiverIOConfig",
     "PositionEncoding",
+    "concat_cross_attention",
     "fourier_features",
     "from_transformers",
+    "materialize",
     "perceiver_io",
     "perceiver_multimodal_autoencoder",
     "prepare_multimodal",
@@ -209,12 +212,179 @@ class PositionEncoding(nn.Module):
         """Positions in the grid."""
         return math.prod(self.index_dims)
 
-    def forward(self, batch: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def shared(self) -> torch.Tensor:
+        """The (projected) encodings of the whole grid, ``[L, C]``: the same for every sample."""
         table = self.table if self.kind == "fourier" else self.position_embeddings  # L, C
-        if self.projection is not None:
-            table = self.projection(table)
-        pos = table[None].expand(batch, -1, -1)  # B, L, C
+        return table if self.projection is None else self.projection(table)
+
+    def forward(self, batch: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        pos = self.shared()[None].expand(batch, -1, -1)  # B, L, C
         return pos if positions is None else gather_visible(pos, positions)
+
+
+# -- inputs with a batch-shared position table ---------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ConcatInputs:
+    """Preprocessed inputs whose trailing channels are one table shared by the batch, kept apart.
+
+    Stands for the array ``cat([features, table broadcast over the batch], -1)`` of shape
+    ``[B, M, c + P]`` without building it. Perceiver IO's image and audio pre-processors
+    concatenate the same position encodings to every sample, so most channels are the same for
+    every sample (258 of 261 for ImageNet pixels with 64-band Fourier positions). The encoder's
+    cross-attention takes this form as it is (:func:`concat_cross_attention`) and handles the
+    table once per step rather than once per sample; whatever needs the array calls
+    :meth:`materialize`.
+
+    Attributes:
+        features: ``[B, M, c]`` per-sample channels.
+        table: ``[M, P]`` channels shared by every sample (used in ``features``' dtype).
+
+    Example:
+        >>> x = ConcatInputs(torch.zeros(2, 5, 3), torch.ones(5, 4))
+        >>> x.shape, x.materialize().shape
+        (torch.Size([2, 5, 7]), torch.Size([2, 5, 7]))
+    """
+
+    features: torch.Tensor
+    table: torch.Tensor
+
+    def __post_init__(self) -> None:
+        f, t = self.features, self.table
+        if not isinstance(f, torch.Tensor) or f.dim() != 3:
+            raise invalid("features", "a tensor [B, M, c]", getattr(f, "shape", f))
+        if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape[0] != f.shape[1]:
+            raise invalid("table", f"a tensor [{f.shape[1]}, P] (one row per input)", t.shape)
+
+    @property
+    def shape(self) -> torch.Size:
+        """``[B, M, c + P]``, the shape of the array this stands for."""
+        b, m, c = self.features.shape
+        return torch.Size((b, m, c + self.table.shape[1]))
+
+    def materialize(self) -> torch.Tensor:
+        """The array ``[B, M, c + P]`` (``features`` then ``table`` on every sample)."""
+        f = self.features
+        t = self.table.to(f.dtype)[None].expand(f.shape[0], -1, -1)  # B, M, P
+        return torch.cat([f, t], dim=-1)
+
+
+def materialize(inputs: torch.Tensor | ConcatInputs) -> torch.Tensor:
+    """The array of preprocessed inputs: a tensor as it is, a :class:`ConcatInputs` built."""
+    return inputs.materialize() if isinstance(inputs, ConcatInputs) else inputs
+
+
+def _per_token_moments(inputs: ConcatInputs, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """LayerNorm's per-token mean and ``1 / sqrt(var + eps)`` of the concatenated channels,
+    each ``[B, M]``, from the features and the table's per-row moments (never the array)."""
+    p = inputs.features
+    t = inputs.table.to(p.dtype)  # M, P
+    width_t = t.shape[1]
+    width = p.shape[-1] + width_t
+    t_sum = t.sum(-1)  # M
+    t_mean = t_sum / width_t
+    t_sq = (t - t_mean[:, None]).square().sum(-1)  # M: centred, so no cancellation below
+    mu = (p.sum(-1) + t_sum) / width  # B, M
+    # sum over the table of (t - mu)^2 = sum (t - t_mean)^2 + P (t_mean - mu)^2
+    var = ((p - mu[..., None]).square().sum(-1) + t_sq + width_t * (t_mean - mu).square()) / width
+    return mu, torch.rsqrt(var + eps)
+
+
+def concat_cross_attention(
+    attn: CrossAttention,
+    norm: nn.LayerNorm,
+    queries: torch.Tensor,
+    inputs: ConcatInputs,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """``attn(queries, norm(inputs.materialize()), attn_mask)``, without building the inputs.
+
+    Write ``x = [p, t]`` for one input token (``p`` its features, ``t`` its table row), ``mu``
+    and ``s = 1 / sigma`` for its LayerNorm statistics, ``gamma``, ``beta`` for the norm's
+    weights and ``P`` for the attention probabilities of one head. Then
+
+    * the keys ``LN(x) W_k^T + b_k = s * (p A_p^T + t A_t^T - mu W_k gamma) + (W_k beta + b_k)``
+      with ``A = W_k diag(gamma)``: the table's share ``t A_t^T`` is one ``[M, P] x [P, d_k]``
+      product per call, not one per sample;
+    * the values are never built: the rows of ``P`` sum to one (``R``, the row sums, when a
+      mask or dropout is applied), so ``P V = (sum_m P_m s_m (x_m - mu_m) * gamma + R beta)
+      W_v^T + R b_v``, and the weighted sum over ``m`` is ``(P diag(s)) [p, t]`` minus
+      ``(P diag(s)) mu``: one ``[B h N, M] x [M, P]`` product with the shared table (the
+      table needs no gradient when it is fixed), a small one with the features.
+
+    The per-token statistics come from the features and the table's row moments
+    (:func:`_per_token_moments`). Outputs equal the materialised path within float rounding,
+    gradients too (every step is a plain torch op).
+
+    Args:
+        attn: the attention (its ``q``, ``k``, ``v``, ``proj`` and heads).
+        norm: the LayerNorm of the key/value inputs (``c + P`` channels).
+        queries: ``[B, N, q_dim]``, already normed.
+        inputs: the key/value inputs.
+        attn_mask: broadcast to ``[B, h, N, M]``; bool (True = may attend) or additive float,
+            as for :func:`~torch.nn.functional.scaled_dot_product_attention` (a query that may
+            attend to nothing gets zeros, as there).
+        dropout_p: dropout on the attention probabilities.
+
+    Returns:
+        ``[B, N, out_dim]``.
+    """
+    p = inputs.features  # B, M, c
+    t = inputs.table.to(p.dtype)  # M, P
+    b, m, c = p.shape
+    n = queries.shape[1]
+    heads = attn.num_heads
+    width = c + t.shape[1]
+    gamma = norm.weight if norm.weight is not None else p.new_ones(width)
+    beta = norm.bias if norm.bias is not None else p.new_zeros(width)
+    mu, s = _per_token_moments(inputs, norm.eps)  # B, M each
+
+    # keys: s * ([p, mu] [A_p, -W_k gamma]^T + t A_t^T) + (W_k beta + b_k)
+    w_k = attn.k.weight  # d_k, C
+    a_k = w_k * gamma  # d_k, C
+    k_bias = w_k @ beta if attn.k.bias is None else torch.addmv(attn.k.bias, w_k, beta)
+    feat_mu = torch.cat([p, mu[..., None]], dim=-1)  # B, M, c + 1
+    a_feat = torch.cat([a_k[:, :c], -a_k.sum(-1, keepdim=True)], dim=1)  # d_k, c + 1
+    keys = torch.baddbmm(t @ a_k[:, c:].T, feat_mu, a_feat.T.expand(b, -1, -1))  # B, M, d_k
+    keys = torch.addcmul(k_bias, keys, s[..., None])  # B, M, d_k
+    d_qk = keys.shape[-1] // heads
+    k = keys.view(b, m, heads, d_qk).transpose(1, 2)  # B, h, M, d
+    q = attn.q(queries) * d_qk**-0.5
+    q = q.view(b, n, heads, d_qk).transpose(1, 2)  # B, h, N, d
+
+    scores = q @ k.transpose(-1, -2)  # B, h, N, M
+    rows = None  # the probabilities' row sums, where they are not all one
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    probs = torch.softmax(scores, dim=-1)
+    if attn_mask is not None:  # a query that may attend to nothing: zeros (SDPA's choice)
+        probs = probs.nan_to_num(0.0)
+    if dropout_p > 0.0:
+        probs = torch.nn.functional.dropout(probs, dropout_p, training=True)
+    if attn_mask is not None or dropout_p > 0.0:
+        rows = probs.sum(-1, keepdim=True)  # B, h, N, 1
+
+    # values: (P diag(s)) [p, t] - (P diag(s)) mu, times gamma, plus R beta, through W_v
+    weights = probs * s[:, None, None, :]  # B, h, N, M
+    small = weights @ feat_mu[:, None]  # B, h, N, c + 1
+    big = (weights.reshape(-1, m) @ t).view(b, heads, n, -1)  # B, h, N, P
+    centred = torch.cat([small[..., :c], big], dim=-1) - small[..., c:]  # B, h, N, C
+    if rows is None:
+        mixed = torch.addcmul(beta, centred, gamma)  # B, h, N, C
+    else:
+        mixed = torch.addcmul(rows * beta, centred, gamma)
+    w_v = attn.v.weight  # d_v, C
+    d_v = w_v.shape[0] // heads
+    out = mixed @ w_v.view(heads, d_v, width).transpose(1, 2)  # B, h, N, d_v
+    if attn.v.bias is not None:
+        v_bias = attn.v.bias.view(heads, 1, d_v)
+        out = out + (v_bias if rows is None else rows * v_bias)
+    return attn.proj(out.transpose(1, 2).reshape(b, n, heads * d_v))  # B, N, out_dim
 
 
 # -- attention -----------------------------------------------------------------------------------
@@ -245,6 +415,8 @@ class PerceiverAttention(nn.Module):
     Shape:
         ``forward(x [B, N, q_dim], inputs [B, M, kv_dim] or None, attn_mask=None) -> [B, N,
         out_dim]``; ``attn_mask`` bool broadcast to ``[B, h, N, M]``, True = may attend.
+        Cross-attention also takes the inputs as a :class:`ConcatInputs` (then through
+        :func:`concat_cross_attention`, the same function).
     """
 
     def __init__(
@@ -294,17 +466,19 @@ class PerceiverAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        inputs: torch.Tensor | None = None,
+        inputs: torch.Tensor | ConcatInputs | None = None,
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         q = self.norm_q(x)
-        if self.cross:
-            if inputs is None:
-                raise invalid("inputs", "a key/value tensor for cross-attention", None)
-            kv = self.norm_kv(inputs)
+        if not self.cross:
+            y = self.attn(q, q, attn_mask)
+        elif isinstance(inputs, ConcatInputs):  # the shared table normed and projected once
+            drop = self.attn.attn_drop if self.training else 0.0
+            y = concat_cross_attention(self.attn, self.norm_kv, q, inputs, attn_mask, drop)
+        elif inputs is None:
+            raise invalid("inputs", "a key/value tensor for cross-attention", None)
         else:
-            kv = q
-        y = self.attn(q, kv, attn_mask)
+            y = self.attn(q, self.norm_kv(inputs), attn_mask)
         if self.use_query_residual:
             y = y + x
         return y + self.mlp(self.norm_mlp(y))
@@ -330,7 +504,9 @@ class PerceiverEncoder(nn.Module):
 
     Shape:
         ``forward(inputs [B, M, C], input_mask=None) -> [B, N, D]``; ``input_mask`` bool
-        ``[B, M]``, True = attend (padding False).
+        ``[B, M]``, True = attend (padding False). ``inputs`` may be a :class:`ConcatInputs`
+        (what the image and audio pre-processors hand :class:`PerceiverIO`): the same result,
+        the shared table normed and projected once (:func:`concat_cross_attention`).
     """
 
     def __init__(
@@ -389,8 +565,10 @@ class PerceiverEncoder(nn.Module):
             )
         )
 
-    def forward(self, inputs: torch.Tensor, input_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_channels:
+    def forward(
+        self, inputs: torch.Tensor | ConcatInputs, input_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if len(inputs.shape) != 3 or inputs.shape[-1] != self.input_channels:
             raise invalid("inputs", f"a tensor [B, M, {self.input_channels}]", tuple(inputs.shape))
         b = inputs.shape[0]
         mask = None if input_mask is None else input_mask[:, None, None, :]  # B, 1, 1, M
@@ -631,10 +809,12 @@ def space_to_depth(x: torch.Tensor, spatial: int, temporal: int = 1) -> torch.Te
     raise invalid("inputs", "images [B, C, H, W] or video [B, T, C, H, W]", tuple(x.shape))
 
 
-def _attach_positions(y: torch.Tensor, pos: torch.Tensor, mode: str) -> torch.Tensor:
-    """``[B, M, C]`` features with ``[B, M, P]`` positions concatenated (``"concat"``) or added."""
-    pos = pos.to(y.dtype)
-    return torch.cat([y, pos], dim=-1) if mode == "concat" else y + pos
+def _attach_positions(
+    y: torch.Tensor, table: torch.Tensor, mode: str
+) -> torch.Tensor | ConcatInputs:
+    """``[B, M, C]`` features with the batch-shared ``[M, P]`` positions: concatenated
+    (``"concat"``, kept apart as a :class:`ConcatInputs`) or added (a tensor)."""
+    return ConcatInputs(y, table) if mode == "concat" else y + table.to(y.dtype)
 
 
 class ImagePreprocessor(nn.Module):
@@ -752,12 +932,17 @@ class ImagePreprocessor(nn.Module):
             y = self.conv_after_patches(y)
         return y
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_factored(self, x: torch.Tensor) -> tuple[torch.Tensor | ConcatInputs, torch.Tensor]:
+        """:meth:`forward` with concatenated positions kept apart: ``(inputs, inputs_without_pos)``
+        where ``inputs`` is a :class:`ConcatInputs` for ``concat_or_add_pos="concat"`` (what
+        :class:`PerceiverIO` hands its encoder) and the tensor otherwise."""
         y = self.features(x)
-        b = y.shape[0]
-        y = y.reshape(b, -1, y.shape[-1])  # B, M, C'
-        pos = self.positions(b)
-        return _attach_positions(y, pos, self.concat_or_add_pos), y
+        y = y.reshape(y.shape[0], -1, y.shape[-1])  # B, M, C'
+        return _attach_positions(y, self.positions.shared(), self.concat_or_add_pos), y
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, y = self.forward_factored(x)
+        return materialize(inputs), y
 
 
 class AudioPreprocessor(nn.Module):
@@ -809,14 +994,19 @@ class AudioPreprocessor(nn.Module):
         pos = self.positions.num_channels
         self.num_channels = p + pos if concat_or_add_pos == "concat" else p
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_factored(self, x: torch.Tensor) -> tuple[torch.Tensor | ConcatInputs, torch.Tensor]:
+        """:meth:`forward` with concatenated positions kept apart (see
+        :meth:`ImagePreprocessor.forward_factored`)."""
         if x.dim() == 3 and x.shape[-1] == 1:
             x = x[..., 0]
         if x.dim() != 2 or x.shape[1] != self.num_samples:
             raise invalid("inputs", f"audio [B, {self.num_samples}] (or [B, N, 1])", tuple(x.shape))
         y = x.reshape(x.shape[0], -1, self.samples_per_patch)  # B, M, p
-        pos = self.positions(x.shape[0])
-        return _attach_positions(y, pos, self.concat_or_add_pos), y
+        return _attach_positions(y, self.positions.shared(), self.concat_or_add_pos), y
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, y = self.forward_factored(x)
+        return materialize(inputs), y
 
 
 class MultimodalPreprocessor(nn.Module):
@@ -961,14 +1151,22 @@ class PerceiverIO(nn.Module):
 
     def preprocess(self, inputs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(inputs [B, M, C], inputs_without_pos)``."""
-        if self.input_preprocessor is None:
+        x, raw = self._preprocess(inputs)
+        return materialize(x), raw
+
+    def _preprocess(self, inputs: Any) -> tuple[torch.Tensor | ConcatInputs, torch.Tensor | None]:
+        """:meth:`preprocess` with a shared position table kept apart where the preprocessor
+        can (its ``forward_factored``): what the encoder takes."""
+        pre = self.input_preprocessor
+        if pre is None:
             return inputs, None
-        out = self.input_preprocessor(inputs)
+        factored = getattr(pre, "forward_factored", None)
+        out = pre(inputs) if factored is None else factored(inputs)
         return out[0], out[-1]
 
     def encode(self, inputs: Any, input_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The latents ``[B, N, D]``."""
-        x, _ = self.preprocess(inputs)
+        x, _ = self._preprocess(inputs)
         return self.encoder(x, input_mask)
 
     def forward(
@@ -979,7 +1177,7 @@ class PerceiverIO(nn.Module):
     ) -> Any:
         """The decoder's outputs (the latents without a decoder); ``query_positions`` (int64
         ``[M]`` or ``[B, M]``) decodes a subset of the output positions."""
-        x, raw = self.preprocess(inputs)
+        x, raw = self._preprocess(inputs)
         z = self.encoder(x, input_mask)
         if self.decoder is None:
             return z
