@@ -815,6 +815,7 @@ class HiP(nn.Module):
             self.num_z_channels[-1], e, num_heads=1, activation_name=activation_name
         )
         self._layouts: dict[tuple[int, ...], GroupLayout] = {}
+        self._layout_tensors: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- construction helpers (overridden by the class bottleneck) --
 
@@ -856,6 +857,19 @@ class HiP(nn.Module):
         if key not in self._layouts:
             self._layouts[key] = group_layout(self.num_groups[0], key)
         return self._layouts[key]
+
+    def layout_tensors(
+        self, layout: GroupLayout, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(index [G, L], inverse [N])`` of ``layout`` as int64 tensors on ``device``, cached
+        (built once per layout and device, not every forward)."""
+        key = (layout.index_dims, str(device))
+        if key not in self._layout_tensors:
+            self._layout_tensors[key] = (
+                torch.from_numpy(layout.index).to(device),
+                torch.from_numpy(layout.inverse).to(device),
+            )
+        return self._layout_tensors[key]
 
     def check_inputs(self, inputs: Any) -> tuple[str, ...]:
         """Validate one dataset's inputs ``{m: [B, N_m, C_m]}``; returns their names in order."""
@@ -911,7 +925,7 @@ class HiP(nn.Module):
         query is the grouped position encodings (the reconstruction head's queries)."""
         batch = inputs[names[0]].shape[0]
         layout = self.layout([self.modalities[m][0] for m in names])
-        index = torch.from_numpy(layout.index).to(inputs[names[0]].device)
+        index, _ = self.layout_tensors(layout, inputs[names[0]].device)
         pos = [self.positions(m, k, batch) for k, m in enumerate(names)]
         z = torch.cat(
             [self.embed[m](inputs[m]) + p for m, p in zip(names, pos, strict=True)], dim=1
@@ -949,7 +963,7 @@ class HiP(nn.Module):
         z, query, layout = self.embed_and_group(inputs, names)
         latents = self.process(z, self.padding_mask(layout, z.device))
         recon = self.reconstruct(latents, query)
-        inverse = torch.from_numpy(layout.inverse).to(z.device)
+        _, inverse = self.layout_tensors(layout, z.device)
         tokens = ungroup_tokens(recon, inverse)
         out, start = {}, 0
         for m in names:
@@ -1044,7 +1058,7 @@ class HiPClassBottleneck(HiP):
                 for m, q in label_query.items():
                     label_out[m] = self.label_unembed[m](self.label_head(z, query_inputs=q)[:, 0])
         recon = self.reconstruct(z, query)
-        tokens = ungroup_tokens(recon, torch.from_numpy(layout.inverse).to(z.device))
+        tokens = ungroup_tokens(recon, self.layout_tensors(layout, z.device)[1])
         out, start = {}, 0
         for m in encoded:
             n = self.modalities[m][0]
@@ -1549,7 +1563,7 @@ class HiPMAE(nn.Module):
         latents = hip.process(_gather_slots(z, mask.visible), key_mask)
         rec = hip.reconstruct(latents, _gather_slots(query, mask.masked))
         pred = hip.unembed["image"](rec)
-        index = torch.from_numpy(layout.index).to(z.device)
+        index, _ = hip.layout_tensors(layout, z.device)
         target = _gather_slots(group_tokens(tokens, index), mask.masked)
         weight = mask.scored.expand(z.shape[0], -1, -1).to(pred.dtype)
         err = ((pred - target) ** 2).mean(dim=-1)
