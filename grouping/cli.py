@@ -19,7 +19,7 @@ The published algorithm is the baseline of both: "saved" always means against it
 
 Bad arguments give a one-line message on stderr and exit status 2 (no traceback).
 
-Example:
+Examples:
     $ grouping sweep --preset swin-b-224-w7 --out results
 """
 

@@ -16,7 +16,7 @@ configs use too), and the architectures from the model registry (``greenmim_swin
 ``greenmim_swin_tiny``). Unlike a model config, a preset allows partial border windows (the
 solver's partition), so windows need not divide the grid. No torch is imported.
 
-Example:
+Examples:
     >>> p = get_preset("swin-b-224-w7")
     >>> p.grid(0), p.channels(0), p.mask_unit_tokens(0)
     ((56, 56), 128, 8)

@@ -80,8 +80,10 @@ def grouped_attention(
     """Attention inside every group under the layout's mask.
 
     Args:
-        q, k, v: ``[R, G, H, g, D]`` grouped heads (``R`` samples for a batch-shared layout,
-            1 for a per-sample one).
+        q: ``[R, G, H, g, D]`` grouped query heads (``R`` samples for a batch-shared
+            layout, 1 for a per-sample one).
+        k: ``[R, G, H, g, D]`` grouped key heads.
+        v: ``[R, G, H, g, D]`` grouped value heads.
         layout: the layout (its ``kernel_mask`` keeps windows apart; padding slots attend to
             themselves only, so no row is empty).
         bias: optional ``[G, H, g, g]`` additive bias (the relative position bias).
@@ -136,7 +138,7 @@ class GroupedWindowAttention(nn.Module):
         ``forward(x_vis [B, N, C], layout) -> [B, N, C]``, ``x_vis[b, i]`` the ``i``-th visible
         token (row-major) of sample ``b``'s mask.
 
-    Example:
+    Examples:
         >>> import numpy as np, torch
         >>> from grouping.adapter import window_layout
         >>> mask = np.ones((8, 8), dtype=bool)

@@ -18,7 +18,7 @@ Conventions (see DESIGN.md):
 Shapes: ``B`` batch, ``N`` visible tokens per sample, ``T`` visible tokens the layout indexes
 (``N`` batch-shared, ``B * N`` per-sample), ``G`` groups, ``g`` group size (slots per group).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> mask = np.zeros((4, 4), dtype=bool)
     >>> mask[0, :3] = mask[3, 3] = True          # 3 tokens in window 0, 1 token in window 3

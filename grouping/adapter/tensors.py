@@ -154,7 +154,7 @@ def pack_tensors(value: Any) -> PackedTensors:
     The inverse is :meth:`PackedTensors.unpack`; ``pack_tensors(x).unpack()`` equals ``x``
     tensor for tensor (same dtypes, shapes and values; the unpacked tensors are contiguous).
 
-    Example:
+    Examples:
         >>> packed = pack_tensors({"a": torch.arange(3), "b": (torch.ones(2, dtype=torch.bool), 5)})
         >>> packed.buffer.dtype, len(packed.specs)
         (torch.uint8, 2)

@@ -9,7 +9,7 @@ Rules (timm's ``SwinTransformer``): stage ``i`` has the stage-1 grid halved ``i`
 window makes the window the grid and drops the shift; otherwise the window is ``window_size``
 and a shifted block shifts by ``window_size // 2``.
 
-Example:
+Examples:
     >>> [s.grid for s in swin_stages((56, 56), 7, 96, (3, 6, 12, 24))]
     [(56, 56), (28, 28), (14, 14), (7, 7)]
     >>> swin_stages((56, 56), 7, 96, (3, 6, 12, 24))[3]

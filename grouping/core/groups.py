@@ -22,7 +22,7 @@ Tokens of the concatenated input are numbered modality after modality, in the or
 token ``t`` of modality ``m`` is ``offset[m] + t`` with ``offset[m] = sum(N[:m])``. Slots are
 numbered row-major over ``[G, L]``.
 
-Example:
+Examples:
     >>> lay = group_layout(4, [5, 2])
     >>> lay.groups_per_modality, lay.group_len
     ((3, 1), 2)
@@ -116,7 +116,7 @@ def assign_groups(num_groups: int, index_dims: Sequence[int]) -> tuple[tuple[int
         GroupingValueError: empty or non-positive ``index_dims``, or fewer groups than
             modalities.
 
-    Example:
+    Examples:
         >>> assign_groups(16, [1024, 32])
         ((15, 1), 69)
     """
@@ -209,7 +209,7 @@ def group_layout(num_groups: int, index_dims: Sequence[int]) -> GroupLayout:
     Returns:
         A :class:`GroupLayout` (its checker: :func:`check_group_layout`).
 
-    Example:
+    Examples:
         >>> group_layout(2, [3]).index.tolist()
         [[0, 1], [2, -1]]
     """
@@ -253,7 +253,7 @@ def check_group_layout(layout: GroupLayout) -> None:
     Args:
         layout: the layout to check.
 
-    Example:
+    Examples:
         >>> check_group_layout(group_layout(5, [7, 3]))
     """
 
@@ -316,7 +316,7 @@ def regroup_index(
         int64 ``[G', L']`` with ``L' = G * L / G'``: the flat input slot ``g * L + n`` read by
         each output slot; a permutation of ``arange(G * L)``.
 
-    Example:
+    Examples:
         >>> regroup_index(2, 3, 3, "transpose_reshape").tolist()
         [[0, 3], [1, 4], [2, 5]]
     """
@@ -350,7 +350,7 @@ def group_array(x: ArrayLike, layout: GroupLayout, *, fill: Any = 0) -> NDArray[
     Returns:
         The grouped array, same dtype.
 
-    Example:
+    Examples:
         >>> group_array(np.arange(3), group_layout(2, [3]), fill=-9).tolist()
         [[0, 1], [2, -9]]
     """
@@ -380,7 +380,7 @@ def ungroup_array(y: ArrayLike, layout: GroupLayout) -> NDArray[Any]:
     Returns:
         The tokens of the concatenated modalities, padding dropped.
 
-    Example:
+    Examples:
         >>> lay = group_layout(3, [4, 1])
         >>> ungroup_array(group_array(np.arange(5), lay), lay).tolist()
         [0, 1, 2, 3, 4]

@@ -22,7 +22,7 @@ Conventions (all functions here, any number of spatial axes):
 * Masks elsewhere in the library are bool, True = visible; Hiera's "1 is *keep*, 0 is
   *remove*" is the same convention.
 
-Example:
+Examples:
     >>> lay = mask_unit_layout((32, 32), patch_stride=4, q_stride=2, num_stages=3,
     ...                        mask_unit_size=4)
     >>> lay.grids, lay.mask_units, lay.mask_unit_grid
@@ -121,7 +121,7 @@ def reroll_index(grid: tuple[int, ...], schedule: Sequence[Stride]) -> NDArray[n
     Returns:
         int64 ``[L]`` with ``L = prod(grid)``, a permutation of ``range(L)``.
 
-    Example:
+    Examples:
         >>> unroll_index((6,), [2]).tolist()     # even positions first, then odd
         [0, 2, 4, 1, 3, 5]
         >>> reroll_index((6,), [2]).tolist()
@@ -148,7 +148,7 @@ def unroll_index(grid: tuple[int, ...], schedule: Sequence[Stride]) -> NDArray[n
         int64 ``[L]``: ``perm[p]`` is the row-major flat index of the token at unrolled
         position ``p``.
 
-    Example:
+    Examples:
         >>> unroll_index((2, 4), [2]).tolist()   # stride 2 on both axes: 4 blocks of 2 tokens
         [0, 2, 1, 3, 4, 6, 5, 7]
     """
@@ -168,7 +168,7 @@ def mask_unit_ids(grid: tuple[int, ...], mask_unit: Stride) -> NDArray[np.int64]
     Returns:
         int64 ``[*grid]``, values in ``[0, prod(grid // mask_unit))``.
 
-    Example:
+    Examples:
         >>> mask_unit_ids((2, 4), 2).tolist()
         [[0, 0, 1, 1], [0, 0, 1, 1]]
     """
@@ -280,7 +280,7 @@ def stage_grids(
     Raises:
         GroupingValueError: if a stride or the mask unit does not fit the grids.
 
-    Example:
+    Examples:
         >>> stage_grids((224, 224), patch_stride=4, q_stride=2, num_stages=4)
         [(56, 56), (28, 28), (14, 14), (7, 7)]
     """
@@ -407,7 +407,7 @@ def mask_unit_layout(
     Raises:
         GroupingValueError: if the strides or the mask unit do not fit (see :func:`stage_grids`).
 
-    Example:
+    Examples:
         >>> lay = mask_unit_layout((224, 224), patch_stride=4, q_stride=2, num_stages=4,
         ...                        mask_unit_size=8)
         >>> lay.mask_unit_grid, lay.mask_units[1], len(lay.unroll_index(1))

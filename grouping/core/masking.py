@@ -10,7 +10,7 @@ Conventions (DESIGN.md):
   the smallest noise are kept. PCG64 streams and a stable sort make the same seed give the same
   mask on every machine.
 
-Example:
+Examples:
     >>> m = batch_mask((4, 6), 0.75, rng=0)
     >>> m.shape, int(m.sum())
     ((4, 6), 6)
@@ -54,7 +54,7 @@ def keep_count(num_tokens: int, mask_ratio: float) -> int:
     Returns:
         The keep count, an int in ``[0, L]``.
 
-    Example:
+    Examples:
         >>> keep_count(196, 0.75)
         49
     """
@@ -89,7 +89,7 @@ def batch_mask(
         bool ``[*grid]``, True = visible, with exactly ``int(L * (1 - mask_ratio))`` True
         entries for ``L = prod(grid)``.
 
-    Example:
+    Examples:
         >>> m = batch_mask((2, 3), 0.5, rng=1)
         >>> m.dtype, m.shape, int(m.sum())
         (dtype('bool'), (2, 3), 3)
@@ -122,7 +122,7 @@ def sample_masks(
         bool ``[B, *grid]``, True = visible; every ``mask[b]`` has exactly
         ``int(L * (1 - mask_ratio))`` True entries.
 
-    Example:
+    Examples:
         >>> m = sample_masks(3, (4, 4), 0.75, rng=0)
         >>> m.shape, m.reshape(3, -1).sum(axis=1).tolist()
         ((3, 4, 4), [4, 4, 4])
@@ -161,7 +161,7 @@ def groupwise_masks(
         bool ``[B, G, N]``, True = visible; every ``mask[b, g]`` has exactly
         ``int(N * (1 - mask_ratio))`` True entries.
 
-    Example:
+    Examples:
         >>> m = groupwise_masks(2, 3, 8, 0.5, rng=0)
         >>> m.shape, m.sum(axis=-1).tolist()
         ((2, 3, 8), [[4, 4, 4], [4, 4, 4]])
@@ -196,7 +196,7 @@ def upsample_mask(
     Returns:
         bool ``[*lead, *(grid * factor)]``, C-contiguous.
 
-    Example:
+    Examples:
         >>> m = np.array([[True, False]])
         >>> upsample_mask(m, 2).astype(int).tolist()
         [[1, 1, 0, 0], [1, 1, 0, 0]]

@@ -389,7 +389,7 @@ def solve(
         GroupingValueError: negative or non-integer counts, a count larger than the group
             size, a group size below 1, an unknown strategy, ``"sweep"`` without channels.
 
-    Example:
+    Examples:
         >>> plan = solve([3, 0, 4, 2, 1], 5, strategy="exact")
         >>> [g.tolist() for g in plan.groups], plan.optimal
         ([[2, 4], [0, 3]], True)

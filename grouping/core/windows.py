@@ -10,7 +10,7 @@ Conventions (see DESIGN.md):
 * Windows are numbered row-major over the window grid; counts include empty windows.
 * A mask is bool, ``True`` = visible (kept).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> window_grid((8, 8), 4, shift=2)
     (3, 3)

@@ -11,7 +11,7 @@ block. ``list_models()``, ``model_info()`` and ``create_model()`` come from the 
 ``registry``; the model classes are imported lazily, so ``import grouping.models`` (and the
 command line) does not import torch until a model is used.
 
-Example:
+Examples:
     >>> from grouping import models
     >>> models.list_models(family="swin")
     ['greenmim_swin_base', 'greenmim_swin_base_w14', 'greenmim_swin_tiny']

@@ -51,7 +51,7 @@ def sincos_2d(dim: int, grid: tuple[int, int]) -> NDArray[np.float64]:
     Returns:
         float64 ``[H * W, dim]``; row ``h * W + w`` embeds position ``(h, w)``.
 
-    Example:
+    Examples:
         >>> sincos_2d(8, (2, 3)).shape
         (6, 8)
     """
@@ -78,7 +78,7 @@ def sincos_3d(dim: int, grid: tuple[int, int, int]) -> NDArray[np.float64]:
     Returns:
         float64 ``[T * H * W, dim]``; row ``(t * H + h) * W + w`` embeds ``(t, h, w)``.
 
-    Example:
+    Examples:
         >>> sincos_3d(16, (2, 2, 3)).shape
         (12, 16)
     """

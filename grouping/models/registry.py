@@ -5,7 +5,7 @@ entry point lives (imported only when the model is created), the architecture ar
 built with (plain literals, so that the command line, the solver presets and the docs can read
 them without importing torch), and whether ``grouping pretrain`` trains it.
 
-Example:
+Examples:
     >>> from grouping import models
     >>> "greenmim_swin_tiny" in models.list_models()
     True

@@ -18,7 +18,7 @@ fields.
 A :class:`Preparer` is the picklable form of ``model.prepare`` (the architecture config and the
 solver settings, no weights): what the training package's collator calls in the workers.
 
-Example:
+Examples:
     >>> from grouping.models import create_model
     >>> model = create_model("greenmim_swin_tiny", img_size=64, window_size=4, embed_dim=8,
     ...                      num_heads=(1, 1, 1), depths=(1, 1, 1), mask_unit=16,

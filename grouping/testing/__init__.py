@@ -8,7 +8,7 @@
 The strategies need ``hypothesis`` (the ``test`` extra); they are imported on first use, so
 ``grouping.testing`` and its other modules import without it.
 
-Example:
+Examples:
     >>> from hypothesis import given
     >>> import grouping as gp
     >>> from grouping.testing import masks

@@ -9,7 +9,7 @@ Conventions (DESIGN.md): masks are bool, **True = visible**; grids are row-major
 ``L`` tokens at ratio ``r`` keeps exactly ``int(L * (1 - r))`` tokens (MAE); window partitions
 with a shift have partial border windows; counts are int64, empty windows included.
 
-Example:
+Examples:
     >>> from hypothesis import given
     >>> from grouping.testing import solve_problems
     >>> import grouping as gp
@@ -106,7 +106,7 @@ def grids(
     Returns:
         A strategy of tuples of ints, e.g. ``(7, 12)``.
 
-    Example:
+    Examples:
         >>> grids(ndim=3, max_side=4).example()  # doctest: +SKIP
         (2, 4, 1)
     """
@@ -179,7 +179,7 @@ def masks(
         True entries per mask, ``L = prod(grid)``. Masks shrink towards keeping the first
         tokens in row-major order.
 
-    Example:
+    Examples:
         >>> masks((4, 4), mask_ratio=0.75).example().sum()  # doctest: +SKIP
         np.int64(4)
     """

@@ -317,7 +317,9 @@ class SyntheticClips(Dataset):
     reconstruct and classify.
 
     Args:
-        frames, size, channels: the video ``[T, C, H, W]``.
+        frames: ``T`` of the video ``[T, C, H, W]``.
+        size: ``H = W`` of the square video frames.
+        channels: ``C`` of the video.
         audio_samples: audio samples per clip.
         num_labels: classes.
         seed: the seed.

@@ -29,7 +29,7 @@ def cosine_lr(
         warmup_steps: steps of linear warm-up (``0 <= warmup_steps <= total_steps``).
         min_lr: the floor the cosine tends to.
 
-    Example:
+    Examples:
         >>> [round(cosine_lr(s, base_lr=1.0, total_steps=5, warmup_steps=2), 3)
         ...  for s in range(1, 6)]
         [0.333, 0.667, 1.0, 0.75, 0.25]
