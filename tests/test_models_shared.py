@@ -32,6 +32,7 @@ from grouping.models.layers import (
     CrossAttention,
     DropPath,
     PatchEmbed,
+    attend,
     gather_visible,
     patchify,
     place_visible,
@@ -168,6 +169,38 @@ def test_cross_attention_widths_and_formula() -> None:
     torch.testing.assert_close(hidden, attn(queries, inputs[:, :2]))
     with pytest.raises(GroupingValueError, match="num_heads"):
         CrossAttention(6, 10, 3, qk_channels=8)
+
+
+@pytest.mark.parametrize("mask", ["none", "keys", "empty_row"])
+def test_attend_pads_narrow_query_heads_onto_the_flash_kernel(mask) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    gen = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(2, 4, 6, 8, generator=gen).requires_grad_() for _ in range(2))
+    v = torch.randn(2, 4, 6, 32, generator=gen).requires_grad_()  # d_qk 8 < d_v 32
+    attn_mask = None
+    if mask == "keys":
+        attn_mask = torch.tensor([[True, True, False, True, False, True]])  # [1, N]
+    elif mask == "empty_row":  # a query that may attend to nothing gets zeros, as SDPA's
+        attn_mask = torch.rand(2, 4, 6, 6, generator=gen) < 0.7
+        attn_mask[1, 2, 3] = False
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        got = attend(q, k, v, attn_mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # the math path
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    g = torch.randn(got.shape, generator=gen)
+    grads = torch.autograd.grad((got * g).sum(), (q, k, v))
+    for a, b in zip(grads, torch.autograd.grad((expected * g).sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if mask == "none":  # the flash kernel ran: no probabilities stored
+        names = {e.key for e in prof.key_averages()}
+        assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names, names
+    # wide value heads are not padded (the wider score products would cost more)
+    wide = torch.randn(2, 4, 6, 64, generator=gen)
+    torch.testing.assert_close(
+        attend(q[..., :4], k[..., :4], wide),
+        F.scaled_dot_product_attention(q[..., :4], k[..., :4], wide),
+    )
 
 
 def test_block_is_pre_norm_residual_and_drop_path_drops_samples() -> None:
