@@ -297,7 +297,9 @@ class HiPCrossAttention(nn.Module):
         num_groups: with ``index_dim_eval``: learn ``[num_groups * index_dim_eval,
             out_channels]`` latent queries (``query_inputs``); None when the queries are given
             at call time (the reconstruction head).
-        index_dim_train, index_dim_eval: latents per group at train / eval time (``train <=
+        index_dim_train: latents per group at train / eval time (``train <=
+            eval``; fewer at train time means a random subset per sample and group).
+        index_dim_eval: latents per group at train / eval time (``train <=
             eval``; fewer at train time means a random subset per sample and group).
         residual_channels: width of a U-Net skip added to the queries; a linear map
             (``pre_attention_residual_linear``) projects it when it differs from
@@ -644,9 +646,21 @@ class HiP(nn.Module):
     """Hierarchical Perceiver, the official ``HiP`` (see the module docstring).
 
     Args:
-        num_groups, num_self_attends_per_block, z_index_dim, num_z_channels,
-            num_cross_attend_heads, num_self_attend_heads, cross_attend_widening_factor,
-            self_attend_widening_factor: one entry per block (an odd number ``>= 3``: encoder
+        num_groups: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        num_self_attends_per_block: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        z_index_dim: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        num_z_channels: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        num_cross_attend_heads: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        num_self_attend_heads: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        cross_attend_widening_factor: one entry per block (an odd number ``>= 3``: encoder
+            blocks, the processor with one group, mirrored decoder blocks).
+        self_attend_widening_factor: one entry per block (an odd number ``>= 3``: encoder
             blocks, the processor with one group, mirrored decoder blocks).
         num_embedding_channels: the width ``E`` every modality is embedded to.
         modalities: ``{name: (num_tokens, channels)}`` of the inputs.
@@ -657,9 +671,12 @@ class HiP(nn.Module):
         regroup_type: ``"reshape"`` or ``"transpose_reshape"``.
         activation_name: the MLPs' activation (the official ignores it; see the module
             docstring).
-        processor_index_dim_train, processor_index_dim_eval: the processor's latent count at
+        processor_index_dim_train: the processor's latent count at
             train / eval time (at most one of them).
-        dropout_prob, drop_path_rate: of the self-attention layers.
+        processor_index_dim_eval: the processor's latent count at
+            train / eval time (at most one of them).
+        dropout_prob: of the self-attention layers.
+        drop_path_rate: of the self-attention layers.
         mask_padding: keep padding slots out of the first cross-attention.
 
     Shape:
@@ -984,7 +1001,8 @@ class HiPClassBottleneck(HiP):
     Args:
         label_modalities: the names fed to the processor (names absent from the data are
             ignored, as in the official).
-        (the rest as :class:`HiP`)
+        *args: the positional arguments of :class:`HiP`.
+        **kwargs: the keyword arguments of :class:`HiP`.
     """
 
     _block_prefix = "perceiver_block"
@@ -1351,7 +1369,8 @@ class HiPMAEConfig:
         group_len: their length ``L``.
         padding_slots: the flat slots ``g * L + n`` that hold padding (a tuple, so that the
             config stays hashable and cheap to pickle).
-        img_size, in_chans: the images read, as given.
+        img_size: the images read, as given.
+        in_chans: the images read, as given.
         variant: the official variant the HiP was built from, if a factory built it.
     """
 

@@ -163,7 +163,13 @@ class PositionEncoding(nn.Module):
         kind: ``"fourier"`` or ``"trainable"``.
         index_dims: the grid.
         num_channels: channels of a trainable encoding.
-        num_bands, max_resolution, concat_pos, sine_only: of a Fourier encoding (see
+        num_bands: of a Fourier encoding (see
+            :func:`fourier_features`).
+        max_resolution: of a Fourier encoding (see
+            :func:`fourier_features`).
+        concat_pos: of a Fourier encoding (see
+            :func:`fourier_features`).
+        sine_only: of a Fourier encoding (see
             :func:`fourier_features`).
         project_pos_dim: project to this width with a linear layer (None: no projection).
 
@@ -490,14 +496,18 @@ class PerceiverEncoder(nn.Module):
     repeat).
 
     Args:
-        num_latents, d_latents: the latent array ``[N, D]``.
+        num_latents: the latent array ``[N, D]``.
+        d_latents: the latent array ``[N, D]``.
         input_channels: width of the preprocessed inputs.
         num_blocks: repeats of the self-attention block.
         num_self_attends_per_block: layers per block.
-        num_cross_attention_heads, num_self_attention_heads: heads.
-        qk_channels, v_channels: attention widths (None: Perceiver IO's defaults).
+        num_cross_attention_heads: heads.
+        num_self_attention_heads: heads.
+        qk_channels: attention widths (None: Perceiver IO's defaults).
+        v_channels: attention widths (None: Perceiver IO's defaults).
         cross_attention_shape_for_attention: ``"kv"`` or ``"q"``.
-        cross_attention_widening_factor, self_attention_widening_factor: MLP widths.
+        cross_attention_widening_factor: MLP widths.
+        self_attention_widening_factor: MLP widths.
         use_query_residual: the cross-attention's query residual.
         dropout: attention dropout.
         activation: ``"gelu"`` or ``"gelu_tanh"``.
@@ -597,11 +607,22 @@ class BasicDecoder(nn.Module):
             :meth:`forward` directly).
         num_channels: width of the queries (the cross-attention's ``q_dim``).
         num_pos_channels: width of trainable positions (default ``num_channels``).
-        num_bands, max_resolution, concat_pos, sine_only: of Fourier positions.
+        num_bands: of Fourier positions.
+        max_resolution: of Fourier positions.
+        concat_pos: of Fourier positions.
+        sine_only: of Fourier positions.
         project_pos_dim: project the positions to this width (None: no projection).
         concat_preprocessed_input: concatenate the preprocessed inputs (without positions) to
             the queries; ``num_channels`` is then the concatenated width.
-        qk_channels, v_channels, num_heads, widening_factor, use_query_residual: of the
+        qk_channels: of the
+            cross-attention.
+        v_channels: of the
+            cross-attention.
+        num_heads: of the
+            cross-attention.
+        widening_factor: of the
+            cross-attention.
+        use_query_residual: of the
             cross-attention.
         final_project: a linear map to ``output_num_channels``.
         position_encoding_only: build the queries only (a multimodal decoder's modality).
@@ -824,13 +845,20 @@ class ImagePreprocessor(nn.Module):
     Args:
         input_shape: ``(C, H, W)`` or ``(T, C, H, W)`` of one input.
         prep_type: ``"patches"`` (space to depth), ``"pixels"`` or ``"conv1x1"``.
-        spatial_downsample, temporal_downsample: patch size / stride.
+        spatial_downsample: patch size / stride.
+        temporal_downsample: patch size / stride.
         position_encoding: ``"fourier"`` or ``"trainable"``.
         out_channels: channels of the 1x1 convolution (and of ``conv_after_patching``).
         conv_after_patching: a linear map of every patch to ``out_channels``.
         concat_or_add_pos: ``"concat"`` or ``"add"``.
         project_pos_dim: project the positions to this width.
-        num_bands, max_resolution, concat_pos, sine_only: of Fourier positions (the grid is
+        num_bands: of Fourier positions (the grid is
+            the downsampled one; ``max_resolution`` defaults to it).
+        max_resolution: of Fourier positions (the grid is
+            the downsampled one; ``max_resolution`` defaults to it).
+        concat_pos: of Fourier positions (the grid is
+            the downsampled one; ``max_resolution`` defaults to it).
+        sine_only: of Fourier positions (the grid is
             the downsampled one; ``max_resolution`` defaults to it).
         num_pos_channels: width of trainable positions (default ``out_channels``).
 
@@ -951,8 +979,14 @@ class AudioPreprocessor(nn.Module):
     Args:
         num_samples: samples per input.
         samples_per_patch: samples per patch (divides ``num_samples``).
-        position_encoding, concat_or_add_pos, project_pos_dim, num_bands, max_resolution,
-            concat_pos, sine_only, num_pos_channels: as :class:`ImagePreprocessor`.
+        position_encoding: as :class:`ImagePreprocessor`.
+        concat_or_add_pos: as :class:`ImagePreprocessor`.
+        project_pos_dim: as :class:`ImagePreprocessor`.
+        num_bands: as :class:`ImagePreprocessor`.
+        max_resolution: as :class:`ImagePreprocessor`.
+        concat_pos: as :class:`ImagePreprocessor`.
+        sine_only: as :class:`ImagePreprocessor`.
+        num_pos_channels: as :class:`ImagePreprocessor`.
 
     Shape:
         ``forward(x [B, num_samples] or [B, num_samples, 1]) -> (inputs, inputs_without_pos)``.
@@ -1477,18 +1511,27 @@ class MultimodalAEConfig:
     """A multimodal autoencoder of video, audio and a class label (Perceiver IO, Sec. 4.3).
 
     Attributes:
-        frames, image_size, in_chans: the video ``[T, C, H, W]``.
+        frames: the video ``[T, C, H, W]``.
+        image_size: the video ``[T, C, H, W]``.
+        in_chans: the video ``[T, C, H, W]``.
         audio_samples_per_frame: audio samples per video frame (``S = frames * this``).
         samples_per_patch: audio samples per input patch and per output query.
         num_labels: classes of the label.
         spatial_downsample: video patch side of the input (every pixel is decoded).
-        image_bands, audio_bands: Fourier bands of the video and audio positions.
-        num_latents, d_latents, num_blocks, num_self_attends_per_block,
-        num_self_attention_heads, num_cross_attention_heads: the encoder.
+        image_bands: Fourier bands of the video and audio positions.
+        audio_bands: Fourier bands of the video and audio positions.
+        num_latents: the encoder.
+        d_latents: the encoder.
+        num_blocks: the encoder.
+        num_self_attends_per_block: the encoder.
+        num_self_attention_heads: the encoder.
+        num_cross_attention_heads: the encoder.
         output_num_channels: width of the shared decoder's output.
         label_mask_prob: probability that the label is hidden from the encoder (its mask
             token instead), so that the model learns to predict it from video and audio.
-        image_weight, audio_weight, label_weight: the weights of the losses.
+        image_weight: the weights of the losses.
+        audio_weight: the weights of the losses.
+        label_weight: the weights of the losses.
     """
 
     frames: int = 4
