@@ -31,15 +31,23 @@ References:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
-from .packing import kernel_array
+from .packing import DENSE_CAPACITY, MAX_TABLE_WORDS, kernel_array
 
 __all__: list[str] = []
 
 _EPS = 1e-9
+
+#: Most distinct counts the LP takes on (its basis is two dense ``[m, m]`` float64 matrices,
+#: 8 MiB each at the limit); above it, or above ``DENSE_CAPACITY``, nothing is packed.
+LP_MAX_DISTINCT = 1024
+#: Simplex work (about ``3 m**2`` multiply-adds per iteration) one LP may spend.
+LP_SIMPLEX_WORK = 1 << 28
 
 
 @njit(cache=True, nogil=True)
@@ -90,8 +98,9 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
     """Revised simplex on the cutting-stock LP with knapsack pricing.
 
     ``sizes`` (distinct, int64 [m]) and ``demand`` (int64 [m]). Returns
-    ``(patterns, x, farley)``: the basic columns (int64 [m, m], one pattern per row; all-zero
-    rows are surplus columns), their values (float64 [m]) and the best Farley bound seen,
+    ``(patterns, x, farley, iterations)``: the basic columns (int64 [m, m], one pattern per
+    row; all-zero rows are surplus columns), their values (float64 [m]), the best Farley
+    bound seen and the simplex iterations run (at most ``max_iter``), where the Farley bound is
     ``max over iterations of sum_i d_i y_i / z(y)`` with ``y`` the duals clipped at 0 and
     ``z(y)`` the best pattern value: every group holds at most ``z(y)`` of the total value
     ``sum_i d_i y_i``, so at least that many groups are needed, whatever ``y``.
@@ -110,7 +119,9 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
         xb[i] = demand[i] / bounds[i]
     column = np.zeros(m, dtype=np.float64)
     farley = 0.0
+    iterations = 0
     for _ in range(max_iter):
+        iterations += 1
         duals = np.zeros(m, dtype=np.float64)
         for r in range(m):
             if cost[r] != 0.0:
@@ -181,7 +192,7 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
                 surplus[i] = -1
         if enter_surplus >= 0:
             surplus[enter_surplus] = leave
-    return patterns, xb, farley
+    return patterns, xb, farley, iterations
 
 
 @njit(cache=True, nogil=True)
@@ -232,9 +243,26 @@ def _round_down(item_sizes, sizes, patterns, xb, capacity):  # pragma: no cover 
     return bins, num_bins
 
 
+class LPPacking(NamedTuple):
+    """What :func:`lp_packing` returns."""
+
+    bins: NDArray[np.int64]  # the bin of every item, -1 for items left to other packers
+    num_bins: int  # bins used
+    bound: int  # a proven lower bound on the number of bins (0 if none)
+    cells: int  # knapsack DP cells the pricing spent (about; what budgets are charged)
+
+
 def rounded_lp_packing(
     sizes: np.ndarray, capacity: int, *, effort: float = 1.0, max_cells: int | None = None
 ) -> tuple[np.ndarray, int, int]:
+    """``(bins, num_bins, bound)`` of :func:`lp_packing` (same arguments)."""
+    result = lp_packing(sizes, capacity, effort=effort, max_cells=max_cells)
+    return result.bins, result.num_bins, result.bound
+
+
+def lp_packing(
+    sizes: np.ndarray, capacity: int, *, effort: float = 1.0, max_cells: int | None = None
+) -> LPPacking:
     """Bins from the rounded-down cutting-stock LP; leftover items get bin -1; an LP bound.
 
     Args:
@@ -243,29 +271,40 @@ def rounded_lp_packing(
         effort: simplex iterations allowed per distinct size (at least 50 in all); a stopped
             simplex still gives a feasible, merely less good, LP point.
         max_cells: optional cap on the knapsack DP cells over all iterations (each pricing
-            costs about ``chunks * capacity`` cells), which bounds the time.
+            costs about ``chunks * capacity`` cells), which bounds the time. The simplex's own
+            work is capped at ``LP_SIMPLEX_WORK``; above ``DENSE_CAPACITY``, with more than
+            ``LP_MAX_DISTINCT`` distinct sizes or a pricing table over 32 MiB, nothing is
+            packed (every bin -1, bound 0).
 
     Returns:
-        ``(bins, num_bins, bound)``: int64 ``[n]`` (``-1`` for items left to other packers),
-        the number of bins used, and a proven lower bound on the number of bins (the Farley
-        bound, rounded up after a ``1e-6`` safety margin against floating-point error; 0 if
-        the simplex priced no pattern).
+        ``(bins, num_bins, bound, cells)``: int64 ``[n]`` (``-1`` for items left to other
+        packers), the number of bins used, a proven lower bound on the number of bins (the
+        Farley bound, rounded up after a ``1e-6`` safety margin against floating-point error;
+        0 if the simplex priced no pattern), and the knapsack cells spent.
     """
     sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), 0, 0
+        return LPPacking(np.zeros(0, dtype=np.int64), 0, 0, 0)
     distinct, demand = np.unique(sizes, return_counts=True)
+    m = int(distinct.shape[0])
+    bounds = np.minimum(demand, int(capacity) // distinct)
+    chunks = int(np.sum(np.floor(np.log2(bounds)) + 1))
+    if (
+        capacity > DENSE_CAPACITY
+        or m > LP_MAX_DISTINCT
+        or chunks * (int(capacity) + 1) > 8 * MAX_TABLE_WORDS  # the pricing table, in bytes
+    ):
+        return LPPacking(np.full(sizes.shape[0], -1, dtype=np.int64), 0, 0, 0)
     distinct = kernel_array(distinct[::-1])  # large sizes first
     demand = kernel_array(demand[::-1])
-    max_iter = int(effort * distinct.shape[0]) + 50
+    max_iter = int(effort * m) + 50
+    max_iter = min(max_iter, max(1, LP_SIMPLEX_WORK // (3 * m * m)))
     if max_cells is not None:
-        bounds = np.minimum(demand, int(capacity) // distinct)
-        chunks = int(np.sum(np.floor(np.log2(bounds)) + 1))
         max_iter = min(max_iter, max(1, max_cells // max(1, chunks * int(capacity))))
-    patterns, xb, farley = _column_generation(distinct, demand, int(capacity), max_iter)
+    patterns, xb, farley, iterations = _column_generation(distinct, demand, int(capacity), max_iter)
     bins, num = _round_down(sizes, distinct, patterns, xb, int(capacity))
     bound = max(0, math.ceil(farley - 1e-6))
-    return bins, int(num), int(bound)
+    return LPPacking(bins, int(num), int(bound), int(iterations) * chunks * int(capacity))
 
 
 def warm_kernels() -> None:

@@ -49,7 +49,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -59,6 +59,27 @@ __all__: list[str] = []
 
 _ONE = np.uint64(1)
 INT64_MAX = 2**63 - 1  # a Python int above this would reach the kernels as uint64
+_INT64_MAX = np.int64(INT64_MAX)
+
+#: Largest group size for which kernels index arrays by size or residual capacity
+#: (counting sort, histograms, best-fit's residual lists, the dual-feasible bound, the
+#: knapsack over decreasing sizes, the LP, the branch and bound). Above it the solver uses
+#: the O(n log n) kernels only (merge sort, L2 on sorted sizes, best fit with heaps) and
+#: the published algorithm, so memory and time do not grow with the group size.
+DENSE_CAPACITY = 1 << 12
+#: Largest bitset table (rows x words of uint64, 32 MiB) a knapsack kernel may allocate.
+MAX_TABLE_WORDS = 1 << 22
+#: Most bitset words the published algorithm's forward passes may process in one call
+#: (0.3 s with multi-word bitsets, 0.8 s with one-word ones on a 2-core EPYC); beyond it
+#: ``strategy="greenmim"`` raises and "auto"/"exact" skip it.
+GREENMIM_MAX_WORK = 1 << 27
+#: Largest sum of counts the solver accepts (sums stay exact in int64 arithmetic).
+MAX_TOTAL = 1 << 62
+
+
+def _clip(value: int) -> int:
+    """A non-negative Python int clipped to the int64 range (one kernel signature)."""
+    return min(max(int(value), 0), INT64_MAX)
 
 
 def kernel_array(values: Any) -> NDArray[np.int64]:
@@ -123,37 +144,61 @@ def _emit_group(alive, m, chosen, order, pos):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
+def _greenmim_kernel(weights, capacity, max_work, max_words):  # pragma: no cover - jitted
     """Repeated subset-sum packing of ``weights`` (int64, each in [1, capacity]).
 
-    Returns ``(order, offsets)``: group ``k`` is ``order[offsets[k]:offsets[k+1]]``, item
-    positions in increasing order; groups in packing order.
+    Returns ``(order, offsets, status, work)``: group ``k`` is
+    ``order[offsets[k]:offsets[k+1]]``, item positions in increasing order; groups in packing
+    order. ``status`` is 0, or 1 when the forward passes would take more than ``max_work``
+    bitset words, or 2 when one pass needs a table of more than ``max_words`` words (then
+    nothing is packed); ``work`` is the bitset words processed.
     """
     n = weights.shape[0]
     nwords = capacity // 64 + 1
     top_word = capacity // 64
     top_bit = np.uint64(capacity % 64)
     top_mask = (_ONE << top_bit) | ((_ONE << top_bit) - _ONE)
-    reach = np.zeros((n + 1, nwords), dtype=np.uint64)
-    alive = np.arange(n)
-    chosen = np.zeros(n, dtype=np.bool_)
     order = np.empty(n, dtype=np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
+    rows = min(n + 1, max_words // nwords)
+    work = 0
+    if rows < 2:
+        return order[:0], offsets[:1], 2, work
+    reach = np.zeros((rows, nwords), dtype=np.uint64)
+    alive = np.arange(n)
+    chosen = np.zeros(n, dtype=np.bool_)
+    alive_total = 0
+    for i in range(n):
+        alive_total += weights[i]
     m = n
     num_groups = 0
     pos = 0
     while m > 0:
+        if alive_total <= capacity:
+            # the best sum is the total: the read-back chooses every window left
+            for i in range(m):
+                order[pos] = alive[i]
+                pos += 1
+            num_groups += 1
+            offsets[num_groups] = pos
+            break
         for j in range(nwords):
             reach[0, j] = 0
         reach[0, 0] = _ONE
         end = m
         for i in range(m):
+            if i + 1 >= rows:
+                return order[:0], offsets[:1], 2, work
+            work += nwords
+            if work > max_work:
+                return order[:0], offsets[:1], 1, work
             _shift_or(reach[i], reach[i + 1], weights[alive[i]], nwords, top_mask)
             if (reach[i + 1, top_word] >> top_bit) & _ONE:
                 end = i + 1
                 break
         # read back from the last window, skipping when the best sum is reachable without it
         res = _highest_bit(reach[end], nwords)
+        alive_total -= res
         i = end
         while i > 0 and res > 0:
             in_prev = (reach[i - 1, res // 64] >> np.uint64(res % 64)) & _ONE
@@ -164,12 +209,15 @@ def _greenmim_kernel(weights, capacity):  # pragma: no cover - jitted
         m, pos = _emit_group(alive, m, chosen, order, pos)
         num_groups += 1
         offsets[num_groups] = pos
-    return order, offsets[: num_groups + 1]
+    return order, offsets[: num_groups + 1], 0, work
 
 
 @njit(cache=True, nogil=True)
-def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
-    """``_greenmim_kernel`` for ``capacity < 64``: each bitset is one uint64 scalar."""
+def _greenmim_kernel_word(weights, capacity, max_work):  # pragma: no cover - jitted
+    """``_greenmim_kernel`` for ``capacity < 64``: each bitset is one uint64 scalar.
+
+    The table is ``n + 1`` words, so only ``max_work`` (status 1) applies.
+    """
     n = weights.shape[0]
     full = _ONE << np.uint64(capacity)
     keep_bits = full | (full - _ONE)
@@ -178,13 +226,27 @@ def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
     chosen = np.zeros(n, dtype=np.bool_)
     order = np.empty(n, dtype=np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
+    alive_total = 0
+    for i in range(n):
+        alive_total += weights[i]
     m = n
     num_groups = 0
     pos = 0
+    work = 0
     reach[0] = _ONE
     while m > 0:
+        if alive_total <= capacity:  # every window left fits: one last group
+            for i in range(m):
+                order[pos] = alive[i]
+                pos += 1
+            num_groups += 1
+            offsets[num_groups] = pos
+            break
         end = m
         for i in range(m):
+            work += 1
+            if work > max_work:
+                return order[:0], offsets[:1], 1, work
             prev = reach[i]
             reach[i + 1] = (prev | (prev << np.uint64(weights[alive[i]]))) & keep_bits
             if reach[i + 1] & full:
@@ -194,6 +256,7 @@ def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
         res = 63
         while (word >> np.uint64(res)) & _ONE == 0:
             res -= 1
+        alive_total -= res
         i = end
         while i > 0 and res > 0:
             if (reach[i - 1] >> np.uint64(res)) & _ONE == 0:
@@ -203,32 +266,69 @@ def _greenmim_kernel_word(weights, capacity):  # pragma: no cover - jitted
         m, pos = _emit_group(alive, m, chosen, order, pos)
         num_groups += 1
         offsets[num_groups] = pos
-    return order, offsets[: num_groups + 1]
-
-
-def greenmim_groups(weights: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run the published algorithm on positive ``weights`` (int64, each ``<= capacity``).
-
-    Returns ``(order, offsets)`` over positions into ``weights`` (see ``_greenmim_kernel``).
-    Callers validate; this is the thin private entry used by :func:`grouping.solve`.
-    """
-    weights = kernel_array(weights)
-    if weights.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    if capacity < 64:
-        return _greenmim_kernel_word(weights, int(capacity))
-    return _greenmim_kernel(weights, int(capacity))
+    return order, offsets[: num_groups + 1], 0, work
 
 
 @njit(cache=True, nogil=True)
-def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
+def _greenmim_any(weights, capacity, max_work, max_words):  # pragma: no cover - jitted
+    """The one-word kernel below 64, the multi-word one from 64 on."""
+    if capacity < 64:
+        return _greenmim_kernel_word(weights, capacity, max_work)
+    return _greenmim_kernel(weights, capacity, max_work, max_words)
+
+
+class Knapsack(NamedTuple):
+    """A run of the published algorithm (``greenmim_knapsack``)."""
+
+    order: NDArray[np.int64]  # item positions, group by group (empty unless status is 0)
+    offsets: NDArray[np.int64]  # group boundaries in ``order``
+    status: int  # 0 packed; 1 over ``max_work`` bitset words; 2 table over ``max_words``
+    work: int  # bitset words processed
+
+
+def greenmim_knapsack(
+    weights: np.ndarray,
+    capacity: int,
+    max_work: int = GREENMIM_MAX_WORK,
+    max_words: int = MAX_TABLE_WORDS,
+) -> Knapsack:
+    """Run the published algorithm on positive ``weights`` (int64, each ``<= capacity``).
+
+    Groups are over positions into ``weights`` (see ``_greenmim_kernel``). Callers validate;
+    this is the thin private entry used by :func:`grouping.solve`.
+    """
+    weights = kernel_array(weights)
+    if weights.shape[0] == 0:
+        return Knapsack(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), 0, 0)
+    order, offsets, status, work = _greenmim_any(
+        weights, int(capacity), _clip(max_work), _clip(max_words)
+    )
+    return Knapsack(order, offsets, int(status), int(work))
+
+
+def greenmim_groups(
+    weights: np.ndarray,
+    capacity: int,
+    max_work: int = GREENMIM_MAX_WORK,
+    max_words: int = MAX_TABLE_WORDS,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(order, offsets)`` of :func:`greenmim_knapsack`, or None when a limit was hit."""
+    run = greenmim_knapsack(weights, capacity, max_work, max_words)
+    return None if run.status else (run.order, run.offsets)
+
+
+@njit(cache=True, nogil=True)
+def _decreasing_kernel(sizes, capacity, max_work, max_words):  # pragma: no cover - jitted
     """The repeated knapsack over windows sorted by decreasing count, on the histogram.
 
     Same groups as the published algorithm applied to the windows in decreasing order of
     count (ties by position), but each forward pass walks the distinct sizes instead of the
     windows, with at most ``capacity // s`` copies of size ``s`` (more copies cannot change the
     reachable sums): O(g log g) words per group instead of O(n). Returns the bin of every item
-    and the number of bins.
+    the number of bins (``-1`` when the passes would take more than ``max_work``
+    bitset words, ``-2`` when the table would exceed ``max_words`` words) and the words
+    processed. ``capacity`` must be at most ``DENSE_CAPACITY`` (the histogram has
+    ``capacity + 1`` entries).
     """
     n = sizes.shape[0]
     remaining = np.zeros(capacity + 1, dtype=np.int64)
@@ -244,17 +344,29 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
         bucket[fill[sizes[i]]] = i
         fill[sizes[i]] += 1
     front = start[: capacity + 1].copy()
-    max_rows = 1
+    distinct = 0
     for s in range(1, capacity + 1):
-        max_rows += capacity // s
+        if remaining[s] > 0:
+            distinct += 1
+    present = np.empty(distinct, dtype=np.int64)  # the distinct sizes, decreasing
+    max_rows = 1
+    j = 0
+    for s in range(capacity, 0, -1):
+        if remaining[s] > 0:
+            present[j] = s
+            j += 1
+            max_rows += min(remaining[s], capacity // s)
     nwords = capacity // 64 + 1
+    bins = np.empty(n, dtype=np.int64)
+    work = 0
+    if max_rows * nwords > max_words:
+        return bins, -2, work
     top_word = capacity // 64
     top_bit = np.uint64(capacity % 64)
     top_mask = (_ONE << top_bit) | ((_ONE << top_bit) - _ONE)
     reach = np.zeros((max_rows, nwords), dtype=np.uint64)
     row_size = np.zeros(max_rows, dtype=np.int64)
     take = np.zeros(capacity + 1, dtype=np.int64)
-    bins = np.empty(n, dtype=np.int64)
     left = n
     num_bins = 0
     while left > 0:
@@ -263,9 +375,13 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
         reach[0, 0] = _ONE
         row = 0
         full = False
-        for s in range(capacity, 0, -1):
+        for t in range(distinct):
+            s = present[t]
             copies = min(remaining[s], capacity // s)
             for _ in range(copies):
+                work += nwords
+                if work > max_work:
+                    return bins, -1, work
                 if nwords == 1:
                     prev = reach[row, 0]
                     reach[row + 1, 0] = (prev | (prev << np.uint64(s))) & top_mask
@@ -293,32 +409,57 @@ def _decreasing_kernel(sizes, capacity):  # pragma: no cover - jitted
                 take[row_size[i]] += 1
                 res -= row_size[i]
             i -= 1
-        for s in range(1, capacity + 1):
+        for t in range(distinct):
+            s = present[t]
             k = take[s]
             if k > 0:
-                for t in range(k):
-                    bins[bucket[front[s] + t]] = num_bins
+                for u in range(k):
+                    bins[bucket[front[s] + u]] = num_bins
                 front[s] += k
                 remaining[s] -= k
                 left -= k
                 take[s] = 0
         num_bins += 1
-    return bins, num_bins
+    return bins, num_bins, work
 
 
-def decreasing_knapsack(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
-    """Bin of every item under the repeated knapsack over decreasing sizes, and the bin count."""
+def decreasing_knapsack(
+    sizes: np.ndarray,
+    capacity: int,
+    max_work: int = GREENMIM_MAX_WORK,
+    max_words: int = MAX_TABLE_WORDS,
+) -> tuple[np.ndarray, int] | None:
+    """Bin of every item under the repeated knapsack over decreasing sizes, and the bin count.
+
+    None when ``capacity`` exceeds ``DENSE_CAPACITY`` or the passes would exceed ``max_work``
+    bitset words or a table of ``max_words`` words.
+    """
+    bins, num, _ = decreasing_run(sizes, capacity, max_work, max_words)
+    return None if num < 0 else (bins, num)
+
+
+def decreasing_run(
+    sizes: np.ndarray, capacity: int, max_work: int, max_words: int = MAX_TABLE_WORDS
+) -> tuple[np.ndarray, int, int]:
+    """``(bins, num_bins, work)`` of ``_decreasing_kernel``; ``num_bins < 0`` when skipped."""
     sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), 0
-    bins, num = _decreasing_kernel(sizes, int(capacity))
-    return bins, int(num)
+        return np.zeros(0, dtype=np.int64), 0, 0
+    if capacity > DENSE_CAPACITY:
+        return sizes, -2, 0
+    bins, num, work = _decreasing_kernel(sizes, int(capacity), _clip(max_work), _clip(max_words))
+    return bins, int(num), int(work)
 
 
 @njit(cache=True, nogil=True)
 def _sort_decreasing(sizes, capacity):  # pragma: no cover - jitted
-    """Item positions by decreasing size, ties by increasing position (counting sort)."""
+    """Item positions by decreasing size, ties by increasing position.
+
+    A counting sort up to ``DENSE_CAPACITY``, a (stable) merge sort above it.
+    """
     n = sizes.shape[0]
+    if capacity > DENSE_CAPACITY:
+        return np.argsort(-sizes, kind="mergesort")
     hist = np.zeros(capacity + 2, dtype=np.int64)
     for i in range(n):
         hist[sizes[i]] += 1
@@ -422,6 +563,157 @@ def _best_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
+def _heap_push(key_a, key_b, value, size, a, b, v):  # pragma: no cover - jitted
+    """Push ``(a, b) -> v`` onto a binary min-heap ordered by ``(a, b)``; returns the size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if key_a[parent] < a or (key_a[parent] == a and key_b[parent] <= b):
+            break
+        key_a[i] = key_a[parent]
+        key_b[i] = key_b[parent]
+        value[i] = value[parent]
+        i = parent
+    key_a[i] = a
+    key_b[i] = b
+    value[i] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True)
+def _heap_pop(key_a, key_b, value, size):  # pragma: no cover - jitted
+    """Remove the smallest entry (read it at index 0 first); returns the new size."""
+    size -= 1
+    a = key_a[size]
+    b = key_b[size]
+    v = value[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and (
+            key_a[right] < key_a[child]
+            or (key_a[right] == key_a[child] and key_b[right] < key_b[child])
+        ):
+            child = right
+        if a < key_a[child] or (a == key_a[child] and b <= key_b[child]):
+            break
+        key_a[i] = key_a[child]
+        key_b[i] = key_b[child]
+        value[i] = value[child]
+        i = child
+    if size > 0:
+        key_a[i] = a
+        key_b[i] = b
+        value[i] = v
+    return size
+
+
+@njit(cache=True, nogil=True)
+def _best_fit_heaps(sizes, capacity):  # pragma: no cover - jitted
+    """BFD in O(n log n) whatever the capacity: the same bins as ``_best_fit_decreasing``.
+
+    Items come in decreasing size, so a bin that fits the current item fits every later
+    one. Bins that fit sit in a min-heap keyed by (residual, -time of their last item), so
+    its top is the fullest bin that fits, the most recently filled among equals (the dense
+    kernel's choice); the others wait in a max-heap on the residual and move over as the
+    items shrink.
+    """
+    n = sizes.shape[0]
+    order = _sort_decreasing(sizes, capacity)
+    bins = np.empty(n, dtype=np.int64)
+    fit_r = np.empty(max(n, 1), dtype=np.int64)
+    fit_t = np.empty(max(n, 1), dtype=np.int64)
+    fit_b = np.empty(max(n, 1), dtype=np.int64)
+    wait_r = np.empty(max(n, 1), dtype=np.int64)  # keyed by -residual
+    wait_t = np.empty(max(n, 1), dtype=np.int64)
+    wait_b = np.empty(max(n, 1), dtype=np.int64)
+    stamp = np.empty(max(n, 1), dtype=np.int64)
+    num_fit = 0
+    num_wait = 0
+    num_bins = 0
+    for t in range(n):
+        item = order[t]
+        s = sizes[item]
+        while num_wait > 0 and -wait_r[0] >= s:
+            r, b = -wait_r[0], wait_b[0]
+            num_wait = _heap_pop(wait_r, wait_t, wait_b, num_wait)
+            num_fit = _heap_push(fit_r, fit_t, fit_b, num_fit, r, -stamp[b], b)
+        if num_fit > 0:
+            r, b = fit_r[0], fit_b[0]
+            num_fit = _heap_pop(fit_r, fit_t, fit_b, num_fit)
+        else:
+            b = num_bins
+            num_bins += 1
+            r = capacity
+        bins[item] = b
+        stamp[b] = t
+        if r - s > 0:
+            num_wait = _heap_push(wait_r, wait_t, wait_b, num_wait, -(r - s), t, b)
+    return bins, num_bins
+
+
+_BFD_LISTS_UP_TO = 1024  # residual lists scan O(g) per item: heaps are faster above this
+
+
+@njit(cache=True, nogil=True)
+def _best_fit_any(sizes, capacity):  # pragma: no cover - jitted
+    """Residual lists up to a group size of 1024, heaps above it (the same bins)."""
+    if capacity > _BFD_LISTS_UP_TO:
+        return _best_fit_heaps(sizes, capacity)
+    return _best_fit_decreasing(sizes, capacity)
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound_sorted(sizes, capacity):  # pragma: no cover - jitted
+    """``_lower_bound`` in O(n log n) whatever the capacity (the same value).
+
+    L2's value at ``k`` only grows while ``k`` rises to the next item size (items move from
+    J2 to J1, which shrinks the room left for J3), and ``k`` past the largest small size adds
+    nothing, so the distinct sizes ``<= C / 2`` are the only ``k`` to try. Needs the sum of
+    the sizes below 2**62 (then ``n2 * C < 2 * sum`` stays in range).
+    """
+    asc = np.sort(sizes)
+    n = asc.shape[0]
+    prefix = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        prefix[i + 1] = prefix[i] + asc[i]
+    total = prefix[n]
+    best = (total - 1) // capacity + 1 if total > 0 else 0
+    half = capacity // 2
+    big = np.searchsorted(asc, half, side="right")  # asc[big:] > C / 2
+    if n - big > best:
+        best = n - big
+    i = 0
+    while i < big:
+        k = asc[i]
+        s3 = prefix[big] - prefix[i]  # J3: k <= s <= C / 2
+        hi = np.searchsorted(asc, capacity - k, side="right")  # J1 = asc[hi:], s > C - k
+        n1 = n - hi
+        n2 = hi - big  # J2: C / 2 < s <= C - k
+        s2 = prefix[hi] - prefix[big]
+        extra = s3 - (n2 * capacity - s2)
+        value = n1 + n2
+        if extra > 0:
+            value += (extra - 1) // capacity + 1
+        if value > best:
+            best = value
+        while i < big and asc[i] == k:
+            i += 1
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound_any(sizes, capacity):  # pragma: no cover - jitted
+    """The histogram kernel up to ``DENSE_CAPACITY``, the sorted one above it."""
+    if capacity > DENSE_CAPACITY:
+        return _lower_bound_sorted(sizes, capacity)
+    return _lower_bound(sizes, capacity)
+
+
+@njit(cache=True, nogil=True)
 def _lower_bound(sizes, capacity):  # pragma: no cover - jitted
     """max(L1, L2) of Martello and Toth for integer sizes in [1, capacity]."""
     hist = np.zeros(capacity + 1, dtype=np.int64)
@@ -494,12 +786,13 @@ def _dff_bound(sizes, capacity):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def _search(sizes, capacity, num_bins, node_limit):  # pragma: no cover - jitted
+def _search(sizes, capacity, num_bins, node_limit, cell_limit):  # pragma: no cover - jitted
     """Can the items be packed into ``num_bins`` bins? Depth-first branch and bound.
 
     ``sizes`` must be sorted in decreasing order. Returns ``(status, choice, nodes)``: status 1
     = packed (``choice[i]`` is the residual capacity of the bin item ``i`` went into), 0 =
-    proven impossible, -1 = node budget exhausted.
+    proven impossible, -1 = budget exhausted: more than ``node_limit`` nodes, or more than
+    ``cell_limit`` residual values scanned for candidates (a node scans up to ``capacity``).
     """
     n = sizes.shape[0]
     choice = np.full(n, -1, dtype=np.int64)
@@ -518,6 +811,7 @@ def _search(sizes, capacity, num_bins, node_limit):  # pragma: no cover - jitted
     nxt = np.zeros(n, dtype=np.int64)
     forced = np.zeros(n, dtype=np.bool_)
     nodes = 0
+    cells = 0
     i = 0
     nxt[0] = sizes[0]
     while True:
@@ -547,9 +841,12 @@ def _search(sizes, capacity, num_bins, node_limit):  # pragma: no cover - jitted
             forced[i] = True
         else:
             for cand in range(nxt[i], hi + 1):
+                cells += 1
                 if cnt[cand] > 0:
                     r = cand
                     break
+            if cells > cell_limit:
+                return -1, choice, nodes
         if r < 0:
             i -= 1
             if i < 0:
@@ -599,17 +896,23 @@ def _bins_from_choices(sizes, capacity, choice):  # pragma: no cover - jitted
 
 @njit(cache=True, nogil=True)
 def _split_counts(counts):  # pragma: no cover - jitted
-    """Positions and sizes of the positive counts, the largest count and the smallest count."""
+    """Positions and sizes of the positive counts, the largest and smallest count, the sum.
+
+    The sum is ``-1`` when it would overflow int64.
+    """
     n = counts.shape[0]
     k = 0
     largest = 0
     smallest = 0
+    total = 0
     for i in range(n):
         c = counts[i]
         if c > 0:
             k += 1
             if c > largest:
                 largest = c
+            if total >= 0:
+                total = total + c if c <= _INT64_MAX - total else -1
         elif c < smallest:
             smallest = c
     positions = np.empty(k, dtype=np.int64)
@@ -620,7 +923,7 @@ def _split_counts(counts):  # pragma: no cover - jitted
             positions[k] = i
             sizes[k] = counts[i]
             k += 1
-    return positions, sizes, largest, smallest
+    return positions, sizes, largest, smallest, total
 
 
 @njit(cache=True, nogil=True)
@@ -642,42 +945,59 @@ def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def _fast_plan(counts, capacity, strategy):  # pragma: no cover - jitted
+def _fast_plan(counts, capacity, strategy, max_work, max_words):  # pragma: no cover - jitted
     """One call for the cheap strategies, straight from the counts.
 
     ``counts`` int64 ``[N]``; ``capacity`` the group size, or 0 for the largest count;
-    ``strategy`` 0 = GreenMIM's knapsack, 1 = FFD, 2 = BFD. Returns
-    ``(windows, offsets, lower_bound, capacity, largest, smallest)``; when a count is negative
-    or larger than the capacity nothing is packed (the caller raises).
+    ``strategy`` 0 = GreenMIM's knapsack, 1 = FFD, 2 = BFD; ``max_work`` / ``max_words`` the
+    limits of the published algorithm. Returns ``(windows, offsets, lower_bound, capacity,
+    largest, smallest, total, status)``; status -1 when a count is negative, larger than the
+    capacity, or the sum leaves ``[0, MAX_TOTAL]`` (nothing packed, the caller raises), else
+    the published algorithm's status (0 = packed). When everything fits one group, every
+    strategy gives that group (the knapsack's best sum is the total).
     """
-    positions, sizes, largest, smallest = _split_counts(counts)
+    positions, sizes, largest, smallest, total = _split_counts(counts)
     if capacity == 0:
         capacity = max(largest, 1)
-    if smallest < 0 or largest > capacity:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, np.zeros(1, dtype=np.int64), 0, capacity, largest, smallest
-    bound = _lower_bound(sizes, capacity) if sizes.shape[0] > 0 else 0
+    empty = np.zeros(0, dtype=np.int64)
+    if smallest < 0 or largest > capacity or total < 0 or total > MAX_TOTAL:
+        return empty, np.zeros(1, dtype=np.int64), 0, capacity, largest, smallest, total, -1
+    n = sizes.shape[0]
+    if total <= capacity:
+        offsets = np.zeros(min(n, 1) + 1, dtype=np.int64)
+        offsets[-1] = n
+        return positions, offsets, min(n, 1), capacity, largest, smallest, total, 0
+    bound = _lower_bound_any(sizes, capacity)
     if strategy == 0:
-        if capacity < 64:
-            order, offsets = _greenmim_kernel_word(sizes, capacity)
-        else:
-            order, offsets = _greenmim_kernel(sizes, capacity)
+        order, offsets, status, _ = _greenmim_any(sizes, capacity, max_work, max_words)
+        if status != 0:
+            return empty, offsets, bound, capacity, largest, smallest, total, status
     else:
         if strategy == 1:
             bins, num = _first_fit_decreasing(sizes, capacity)
         else:
-            bins, num = _best_fit_decreasing(sizes, capacity)
+            bins, num = _best_fit_any(sizes, capacity)
         order, offsets = _group_by_bin(bins, num)
     windows = np.empty(order.shape[0], dtype=np.int64)
     for i in range(order.shape[0]):
         windows[i] = positions[order[i]]
-    return windows, offsets, bound, capacity, largest, smallest
+    return windows, offsets, bound, capacity, largest, smallest, total, 0
 
 
-def split_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """``(positions, sizes, largest, smallest)`` of int64 ``counts`` (1-D)."""
-    positions, sizes, largest, smallest = _split_counts(kernel_array(counts))
-    return positions, sizes, int(largest), int(smallest)
+class SplitCounts(NamedTuple):
+    """The positive counts of an int64 array (``split_counts``)."""
+
+    positions: NDArray[np.int64]  # where the positive counts are
+    sizes: NDArray[np.int64]  # the positive counts
+    largest: int  # the largest count (0 if none)
+    smallest: int  # the smallest count if negative, else 0
+    total: int  # the sum of the positive counts, -1 if it overflows int64
+
+
+def split_counts(counts: np.ndarray) -> SplitCounts:
+    """The positive counts of int64 ``counts`` (1-D), their extremes and their sum."""
+    positions, sizes, largest, smallest, total = _split_counts(kernel_array(counts))
+    return SplitCounts(positions, sizes, int(largest), int(smallest), int(total))
 
 
 def group_by_bin(bins: np.ndarray, num_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -688,11 +1008,35 @@ def group_by_bin(bins: np.ndarray, num_bins: int) -> tuple[np.ndarray, np.ndarra
 FAST_STRATEGIES = {"greenmim": 0, "ffd": 1, "bfd": 2}
 
 
+class FastPlan(NamedTuple):
+    """What ``fast_plan`` returns (see ``_fast_plan``)."""
+
+    windows: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+    lower_bound: int
+    capacity: int
+    largest: int
+    smallest: int
+    total: int
+    status: int  # -1 invalid counts, 0 packed, 1 / 2 the published algorithm's limits
+
+
 def fast_plan(
-    counts: np.ndarray, capacity: int, strategy: str
-) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
+    counts: np.ndarray,
+    capacity: int,
+    strategy: str,
+    max_work: int = GREENMIM_MAX_WORK,
+    max_words: int = MAX_TABLE_WORDS,
+) -> FastPlan:
     """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count)."""
-    return _fast_plan(kernel_array(counts), int(capacity), FAST_STRATEGIES[strategy])
+    result = _fast_plan(
+        kernel_array(counts),
+        int(capacity),
+        FAST_STRATEGIES[strategy],
+        _clip(max_work),
+        _clip(max_words),
+    )
+    return FastPlan(*result)
 
 
 def first_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
@@ -702,25 +1046,40 @@ def first_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, 
 
 
 def best_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
-    """Bin of every item under BFD, and the number of bins."""
-    bins, num = _best_fit_decreasing(kernel_array(sizes), int(capacity))
+    """Bin of every item under BFD, and the number of bins (heaps above ``DENSE_CAPACITY``)."""
+    bins, num = _best_fit_any(kernel_array(sizes), int(capacity))
     return bins, int(num)
 
 
 def lower_bound(sizes: np.ndarray, capacity: int) -> int:
-    """max(L1, L2): a proven lower bound on the number of bins."""
+    """max(L1, L2): a proven lower bound on the number of bins (sum below ``MAX_TOTAL``)."""
     sizes = kernel_array(sizes)
     if sizes.shape[0] == 0:
         return 0
-    return int(_lower_bound(sizes, int(capacity)))
+    return int(_lower_bound_any(sizes, int(capacity)))
+
+
+def dff_cost(sizes: np.ndarray, capacity: int) -> int:
+    """The work of :func:`dff_bound`: ``g`` times the number of distinct sizes."""
+    return int(capacity) * int(np.unique(sizes).shape[0])
 
 
 def dff_bound(sizes: np.ndarray, capacity: int) -> int:
-    """The dual-feasible-function lower bound (stronger than L2 on some inputs, O(g m))."""
+    """The dual-feasible-function lower bound (stronger than L2 on some inputs, O(g m)).
+
+    0 (no bound) above ``DENSE_CAPACITY``, where its O(g m) cost and its int64 products
+    (``sum * g``) are not bounded.
+    """
     sizes = kernel_array(sizes)
-    if sizes.shape[0] == 0:
+    if sizes.shape[0] == 0 or capacity > DENSE_CAPACITY:
         return 0
     return int(_dff_bound(sizes, int(capacity)))
+
+
+#: Residual values the branch and bound may scan per node of its budget (a node scans at most
+#: ``g + 1``; a failed scan, at most one per node, backtracks), so below a group size of 128
+#: only the node budget binds; 2,000,000 nodes then scan at most about 0.5 s.
+SEARCH_CELLS_PER_NODE = 256
 
 
 def search(
@@ -729,14 +1088,19 @@ def search(
     """Try to pack ``sizes`` (any order) into ``num_bins`` bins.
 
     Returns ``(status, bins, nodes)``: status 1 with the bin of every item, 0 (proven
-    impossible) or -1 (budget exhausted) with ``bins=None``. A ``node_limit`` past the int64
-    range means no limit (it is clipped, so the kernel keeps its one signature).
+    impossible) or -1 (budget exhausted, or a capacity above ``DENSE_CAPACITY``) with
+    ``bins=None``. The budget is ``node_limit`` nodes and ``SEARCH_CELLS_PER_NODE`` residual
+    values scanned per node. A ``node_limit`` past the int64 range means no limit (it is
+    clipped, so the kernel keeps its one signature).
     """
+    if capacity > DENSE_CAPACITY:
+        return -1, None, 0
     sizes = kernel_array(sizes)
     order = _sort_decreasing(sizes, int(capacity))
     sorted_sizes = np.ascontiguousarray(sizes[order])
-    limit = min(int(node_limit), INT64_MAX)
-    status, choice, nodes = _search(sorted_sizes, int(capacity), int(num_bins), limit)
+    limit = _clip(node_limit)
+    cells = _clip(SEARCH_CELLS_PER_NODE * (limit + 1))
+    status, choice, nodes = _search(sorted_sizes, int(capacity), int(num_bins), limit, cells)
     if status != 1:
         return int(status), None, int(nodes)
     sorted_bins, _ = _bins_from_choices(sorted_sizes, int(capacity), choice)
@@ -762,11 +1126,20 @@ def warm_kernels() -> None:
     _emit_group(items, 3, np.zeros(3, dtype=np.bool_), np.empty(3, dtype=np.int64), 0)
     for capacity in (5, 70):  # the one-word (g < 64) and the multi-word bitset kernels
         greenmim_groups(sizes, capacity)
+    _greenmim_kernel_word(sizes, 5, GREENMIM_MAX_WORK)
+    _greenmim_kernel(sizes, 70, GREENMIM_MAX_WORK, MAX_TABLE_WORDS)
     decreasing_knapsack(sizes, 5)
     _sort_decreasing(sizes, 5)
     first_fit_decreasing(sizes, 5)
     best_fit_decreasing(sizes, 5)
+    _best_fit_decreasing(sizes, 5)
+    _best_fit_heaps(sizes, 5)
+    keys = np.zeros(2, dtype=np.int64)
+    size = _heap_push(keys, keys.copy(), keys.copy(), 0, 1, 2, 3)
+    _heap_pop(keys, keys.copy(), keys.copy(), size)
     lower_bound(sizes, 5)
+    _lower_bound(sizes, 5)
+    _lower_bound_sorted(sizes, 5)
     dff_bound(sizes, 5)
     search(sizes, 5, 3, 100)  # packed, so the choices are replayed into bins too
     search(sizes, 5, 2, 100)  # proven impossible

@@ -17,6 +17,30 @@ Strategies (all return a :class:`~grouping.core.plan.GroupingPlan`):
   groups than ``"ffd"``, ``"bfd"`` or ``"greenmim"`` (hence a sweep with "auto" never costs
   more than GreenMIM's choice).
 
+Limits (every input the solver accepts runs in bounded memory and time):
+
+* Counts must sum to at most ``MAX_TOTAL`` (2**62); when the group size is at least the sum,
+  every strategy returns the one group holding every window (the published knapsack's best
+  sum is then the total) without running a kernel.
+* Above ``DENSE_CAPACITY`` (4096) the kernels that index arrays by size or residual (the
+  dual-feasible bound, the knapsack over decreasing sizes, the LP, the tail repair and the
+  branch and bound) are skipped, so "auto" and "exact" fall back to the best of FFD, BFD and
+  the published algorithm with the L2 bound (``optimal`` only when it meets the bound), all
+  in O(n log n) memory and time.
+* The published algorithm may process at most ``GREENMIM_MAX_WORK`` (2**27) bitset words
+  and allocate a table of at most ``MAX_TABLE_WORDS`` (2**22 words, 32 MiB) per call:
+  ``strategy="greenmim"`` raises :class:`~grouping.core.errors.GroupingValueError` beyond
+  them; in "auto" and "exact" the same word budget is shared by the published algorithm, the
+  knapsack over decreasing sizes and the dual-feasible bound (``g`` x distinct counts), and
+  a step that would exceed it is skipped.
+* The LP spends at most ``AUTO_LP_CELLS`` (5e6) / ``EXACT_LP_CELLS`` (2**28) knapsack cells
+  and ``LP_SIMPLEX_WORK`` (2**28) simplex operations on at most ``LP_MAX_DISTINCT`` (1024)
+  distinct counts; the branch and bound scans at most ``SEARCH_CELLS_PER_NODE`` (256)
+  residuals per node of its budget.
+* A sweep tries at most ``SWEEP_MAX_SIZES`` (1024) sizes, and its sizes share four calls'
+  nodes, LP cells and bitset words (``SWEEP_BUDGET``); sizes after the budget is spent get
+  the greedy packings and the L2 bound only.
+
 Notes:
     ``optimal`` is True exactly when ``num_groups == lower_bound``. For "greenmim", "ffd" and
     "bfd" the lower bound is L2 (at least ``ceil(sum / g)``); "auto" and "exact" add the
@@ -28,23 +52,28 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import cutting, packing
-from .cutting import rounded_lp_packing
-from .errors import check_int, invalid
+from .cutting import lp_packing
+from .errors import GroupingValueError, check_int, invalid
 from .packing import (
+    DENSE_CAPACITY,
     FAST_STRATEGIES,
+    GREENMIM_MAX_WORK,
     INT64_MAX,
+    MAX_TOTAL,
     best_fit_decreasing,
-    decreasing_knapsack,
+    decreasing_run,
     dff_bound,
+    dff_cost,
     fast_plan,
     first_fit_decreasing,
-    greenmim_groups,
+    greenmim_knapsack,
     group_by_bin,
     kernel_array,
     lower_bound,
@@ -61,6 +90,9 @@ Strategy = Literal["auto", "greenmim", "ffd", "bfd", "exact"]
 AUTO_NODE_LIMIT = 5_000
 EXACT_NODE_LIMIT = 2_000_000
 AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
+EXACT_LP_CELLS = 1 << 28  # ... and in "exact" (about 0.3 s)
+SWEEP_MAX_SIZES = 1024  # group sizes one sweep may try
+SWEEP_BUDGET = 4  # a sweep shares this many calls' budgets across its sizes
 
 # An input on which "auto" runs every step (found by a random search; used by the warm-up and
 # its test): FFD, BFD, the knapsack, the LP and the published algorithm all need 9 groups of
@@ -73,18 +105,26 @@ HARD_COUNTS = (
 )
 
 
+_COUNTS = "an array of non-negative integers (visible tokens per window)"
+
+
 def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
     """``counts`` as a 1-D :func:`~grouping.core.packing.kernel_array` (int64, C-contiguous,
     writeable: one kernel signature whatever the input); not yet checked for negative values.
     """
-    array = counts if type(counts) is np.ndarray else np.asarray(counts)
+    if type(counts) is np.ndarray:
+        array = counts
+    else:
+        try:
+            array = np.asarray(counts)
+        except (TypeError, ValueError, OverflowError):  # ragged, or ints past 64 bits
+            raise invalid("counts", _COUNTS, counts) from None
     if array.dtype.kind not in "iu" and array.size:
-        raise invalid(
-            "counts",
-            "an array of non-negative integers (visible tokens per window)",
-            array,
-            "cast integral float counts with .astype(int)",
-        )
+        raise invalid("counts", _COUNTS, array, "cast integral float counts with .astype(int)")
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.size:
+        largest = int(array.max())
+        if largest > INT64_MAX:
+            raise invalid("counts", "counts below 2**63", f"a count of {largest}")
     return kernel_array(array.reshape(-1))
 
 
@@ -93,8 +133,30 @@ def _negative_counts(smallest: int) -> None:
         raise invalid("counts", "non-negative counts", f"a count of {smallest}", "check the mask")
 
 
+def _check_total(total: int) -> None:
+    """Reject a sum of counts past ``MAX_TOTAL`` (``-1``: it overflowed int64)."""
+    if total < 0 or total > MAX_TOTAL:
+        shown = "more than 2**63 - 1" if total < 0 else str(total)
+        raise invalid("counts", "counts summing to at most 2**62", f"a sum of {shown}")
+
+
+def _knapsack_limit(status: int, windows: int, capacity: int, max_work: int) -> GroupingValueError:
+    """The error of ``strategy="greenmim"`` past one of the published algorithm's limits."""
+    if status == 2:
+        what = "a bitset table over MAX_TABLE_WORDS = 2**22 words (32 MiB)"
+    else:
+        what = f"more than {max_work} bitset words of work (GREENMIM_MAX_WORK = 2**28)"
+    return invalid(
+        "strategy",
+        f'a strategy that fits the input ("greenmim" would need {what})',
+        "greenmim",
+        f'{windows} non-empty windows at group_size={capacity}; use strategy="auto" (never '
+        'more groups than the published algorithm where it runs) or "ffd"',
+    )
+
+
 def _check_strategy(strategy: Any) -> str:
-    if strategy not in STRATEGIES:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise invalid("strategy", f"one of {STRATEGIES}", strategy)
     return str(strategy)
 
@@ -153,46 +215,112 @@ def _repair(
     return bins.astype(np.int64), num_bins, used
 
 
+@dataclass
+class _Budget:
+    """What the expensive steps of one packing may still spend (a sweep shares one).
+
+    Attributes:
+        nodes: branch-and-bound nodes (tail repair and proof).
+        lp_cells: knapsack DP cells of the LP's pricing.
+        work: bitset words of the knapsack heuristics (the published algorithm and the
+            knapsack over decreasing sizes).
+    """
+
+    nodes: int
+    lp_cells: int
+    work: int
+
+    @classmethod
+    def of(cls, strategy: str, node_limit: int | None) -> _Budget:
+        """One call's budget for ``strategy`` (``node_limit`` None: the default)."""
+        auto = strategy == "auto"
+        if node_limit is None:
+            node_limit = AUTO_NODE_LIMIT if auto else EXACT_NODE_LIMIT
+        return cls(node_limit, AUTO_LP_CELLS if auto else EXACT_LP_CELLS, GREENMIM_MAX_WORK)
+
+    def times(self, factor: int) -> _Budget:
+        return _Budget(self.nodes * factor, self.lp_cells * factor, self.work * factor)
+
+    def within(self, limit: _Budget) -> _Budget:
+        """A fresh budget: the smaller of this one and ``limit``, field by field."""
+        return _Budget(
+            min(self.nodes, limit.nodes),
+            min(self.lp_cells, limit.lp_cells),
+            min(self.work, limit.work),
+        )
+
+    def charge(self, given: _Budget, left: _Budget) -> None:
+        """Spend what a packing used: ``given`` minus what it had ``left``."""
+        self.nodes -= given.nodes - left.nodes
+        self.lp_cells -= given.lp_cells - left.lp_cells
+        self.work -= given.work - left.work
+
+
+def _decreasing(
+    sizes: NDArray[np.int64], capacity: int, budget: _Budget
+) -> tuple[NDArray[np.int64], int] | None:
+    """The knapsack over decreasing sizes within the budget, or None (skipped)."""
+    bins, num, work = decreasing_run(sizes, capacity, max(budget.work, 0))
+    budget.work -= work
+    return None if num < 0 else (bins, num)
+
+
 def _lp_packing(
-    sizes: NDArray[np.int64], capacity: int, effort: float, max_cells: int | None
+    sizes: NDArray[np.int64], capacity: int, effort: float, budget: _Budget
 ) -> tuple[NDArray[np.int64], int, int]:
     """The rounded cutting-stock LP, its leftovers packed by the better of FFD and knapsack.
 
     Returns ``(bins, num_bins, lp_bound)``.
     """
-    bins, num, lp_bound = rounded_lp_packing(sizes, capacity, effort=effort, max_cells=max_cells)
+    lp = lp_packing(sizes, capacity, effort=effort, max_cells=max(budget.lp_cells, 0))
+    budget.lp_cells -= lp.cells
+    bins, num = lp.bins, lp.num_bins
     left = bins < 0
     if left.any():
         rest = np.ascontiguousarray(sizes[left])
         rest_bins, rest_num = first_fit_decreasing(rest, capacity)
-        kd_bins, kd_num = decreasing_knapsack(rest, capacity)
-        if kd_num < rest_num:
-            rest_bins, rest_num = kd_bins, kd_num
+        knapsack = _decreasing(rest, capacity, budget)
+        if knapsack is not None and knapsack[1] < rest_num:
+            rest_bins, rest_num = knapsack
         bins = bins.copy()
         bins[left] = rest_bins + num
         num += rest_num
-    return bins, num, lp_bound
+    return bins, num, lp.bound
 
 
-def _greenmim_bins(sizes: NDArray[np.int64], capacity: int) -> tuple[NDArray[np.int64], int]:
-    """The published algorithm's packing as a bin per item (so "auto" is never worse)."""
-    order, offsets = greenmim_groups(sizes, capacity)
+def _greenmim_bins(
+    sizes: NDArray[np.int64], capacity: int, budget: _Budget
+) -> tuple[NDArray[np.int64], int] | None:
+    """The published algorithm's packing as a bin per item (so "auto" is never worse), or
+    None when it would exceed the budget or the table limit."""
+    run = greenmim_knapsack(sizes, capacity, max(budget.work, 0))
+    budget.work -= run.work
+    if run.status:
+        return None
     bins = np.empty(sizes.shape[0], dtype=np.int64)
-    bins[order] = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
-    return bins, int(offsets.shape[0] - 1)
+    bins[run.order] = np.repeat(np.arange(run.offsets.shape[0] - 1), np.diff(run.offsets))
+    return bins, int(run.offsets.shape[0] - 1)
 
 
-def _pack(
-    sizes: NDArray[np.int64], capacity: int, strategy: str, node_limit: int | None
-) -> _Packing:
-    """Pack positive ``sizes`` (each <= capacity) into bins with the given strategy."""
+def _pack(sizes: NDArray[np.int64], capacity: int, strategy: str, budget: _Budget) -> _Packing:
+    """Pack positive ``sizes`` (each <= capacity, summing to at most ``MAX_TOTAL``) into bins.
+
+    ``budget`` is spent by the steps of "auto" and "exact" and by the published algorithm
+    (``strategy="greenmim"`` raises when it would exceed it).
+    """
     n = sizes.shape[0]
     if n == 0:
         return _Packing(np.zeros(0, np.int64), np.zeros(1, np.int64), 0)
+    if int(sizes.sum()) <= capacity:  # one group holds everything, whatever the strategy
+        return _Packing(np.arange(n, dtype=np.int64), np.array([0, n], dtype=np.int64), 1)
     bound = lower_bound(sizes, capacity)
     if strategy == "greenmim":
-        order, offsets = greenmim_groups(sizes, capacity)
-        return _Packing(order, offsets, bound)
+        max_work = max(budget.work, 0)
+        run = greenmim_knapsack(sizes, capacity, max_work)
+        budget.work -= run.work
+        if run.status:
+            raise _knapsack_limit(run.status, n, capacity, max_work)
+        return _Packing(run.order, run.offsets, bound)
     if strategy == "bfd":
         bins, num = best_fit_decreasing(sizes, capacity)
         return _Packing(*group_by_bin(bins, num), bound)
@@ -200,34 +328,35 @@ def _pack(
     if strategy == "ffd":
         return _Packing(*group_by_bin(bins, num), bound)
     # auto / exact: the other heuristics, a stronger bound, the rounded LP, a repair of the
-    # tail, then a proof by branch and bound; each step only runs while the bound is unmet
-    budget = node_limit
-    if budget is None:
-        budget = AUTO_NODE_LIMIT if strategy == "auto" else EXACT_NODE_LIMIT
-    for heuristic in (best_fit_decreasing, decreasing_knapsack):
-        if num <= bound:
-            break
-        bins_h, num_h = heuristic(sizes, capacity)
+    # tail, then a proof by branch and bound; each step only runs while the bound is unmet,
+    # and the steps that index arrays by size only up to DENSE_CAPACITY
+    dense = capacity <= DENSE_CAPACITY
+    if num > bound:
+        bins_h, num_h = best_fit_decreasing(sizes, capacity)
         if num_h < num:
             bins, num = bins_h, num_h
-    if num > bound:
+    if num > bound and dense:
+        knapsack = _decreasing(sizes, capacity, budget)
+        if knapsack is not None and knapsack[1] < num:
+            bins, num = knapsack
+    if num > bound and dense and dff_cost(sizes, capacity) <= budget.work:
+        budget.work -= dff_cost(sizes, capacity)
         bound = max(bound, dff_bound(sizes, capacity))
-    if num > bound:
-        cells = AUTO_LP_CELLS if strategy == "auto" else None
-        bins_lp, num_lp, lp_bound = _lp_packing(sizes, capacity, 30.0, cells)
+    if num > bound and dense and budget.lp_cells > 0:
+        bins_lp, num_lp, lp_bound = _lp_packing(sizes, capacity, 30.0, budget)
         bound = max(bound, lp_bound)
         if num_lp < num:
             bins, num = bins_lp, num_lp
     if num > bound:  # never worse than the published algorithm (rarely better than the above)
-        bins_g, num_g = _greenmim_bins(sizes, capacity)
-        if num_g < num:
-            bins, num = bins_g, num_g
-    if num > bound:
-        bins, num, used = _repair(sizes, capacity, bins, num, bound, budget // 2)
-        budget -= used
-    while num > bound and budget > 0:
-        status, found, nodes = search(sizes, capacity, bound, budget)
-        budget -= nodes
+        published = _greenmim_bins(sizes, capacity, budget)
+        if published is not None and published[1] < num:
+            bins, num = published
+    if num > bound and dense:
+        bins, num, used = _repair(sizes, capacity, bins, num, bound, budget.nodes // 2)
+        budget.nodes -= used
+    while num > bound and budget.nodes > 0 and dense:
+        status, found, nodes = search(sizes, capacity, bound, budget.nodes)
+        budget.nodes -= nodes
         if status == 1:
             assert found is not None
             bins, num = found, int(found.max()) + 1
@@ -247,7 +376,9 @@ class SweepResult(NamedTuple):
         costs: float64 ``[S]``, ``attention_cost(num_groups, g, channels)``.
         best: index of the cheapest size (the smallest size among ties).
         cap: the size beyond which no size can beat the best (see Notes of
-            :func:`sweep_group_sizes`).
+            :func:`sweep_group_sizes`); the last size tried when ``complete`` is False.
+        complete: False when the sweep stopped at ``SWEEP_MAX_SIZES`` sizes before its cap
+            (a larger size might then cost less than the best one found).
     """
 
     group_sizes: NDArray[np.int64]
@@ -255,6 +386,7 @@ class SweepResult(NamedTuple):
     costs: NDArray[np.float64]
     best: int
     cap: int
+    complete: bool = True
 
 
 def _sweep(
@@ -271,20 +403,33 @@ def _sweep(
     limit = max(start, total)  # from `total` on, one group holds everything
     if max_group_size is not None:
         limit = min(limit, max_group_size)
+    per_size = _Budget.of(strategy, node_limit)
+    shared = per_size.times(SWEEP_BUDGET)  # what all sizes together may spend
+
+    def groups_at(g: int) -> int:
+        given = shared.within(per_size)
+        left = _Budget(given.nodes, given.lp_cells, given.work)
+        packing = _pack(sizes, g, strategy, left)
+        shared.charge(given, left)
+        return packing.offsets.shape[0] - 1
+
     rows_g: list[int] = []
     rows_n: list[int] = []
     rows_c: list[float] = []
     best_cost = math.inf
     best = 0
     cap = limit
+    complete = True
     g = start
     while g <= limit:
         # no size >= g can cost less than total * (4C^2 + 2gC): stop there
         if total * (4.0 * c * c + 2.0 * g * c) > best_cost:
             cap = g - 1
             break
-        packing = _pack(sizes, g, strategy, node_limit)
-        num = packing.offsets.shape[0] - 1
+        if len(rows_g) >= SWEEP_MAX_SIZES:
+            cap, complete = g - 1, False
+            break
+        num = groups_at(g)
         cost = attention_cost(num, g, channels)
         rows_g.append(g)
         rows_n.append(num)
@@ -292,10 +437,10 @@ def _sweep(
         if cost < best_cost:
             best_cost, best = cost, len(rows_g) - 1
         g += 1
-    for _ in range(extra):  # optional extra sizes past the cap, for plots
+    for _ in range(min(extra, SWEEP_MAX_SIZES)):  # optional extra sizes past the cap, for plots
         if g > limit:
             break
-        num = _pack(sizes, g, strategy, node_limit).offsets.shape[0] - 1
+        num = groups_at(g)
         rows_g.append(g)
         rows_n.append(num)
         rows_c.append(attention_cost(num, g, channels))
@@ -306,6 +451,7 @@ def _sweep(
         np.array(rows_c, dtype=np.float64),
         best,
         cap,
+        complete,
     )
 
 
@@ -324,27 +470,39 @@ def sweep_group_sizes(
     with ``S * (4C^2 + 2gC) > best cost so far`` (``S`` = total visible tokens). Since
     ``num_groups(g) * g >= S``, ``attention_cost(num_groups(g), g, C) >= S * (4C^2 + 2gC)``,
     which grows with ``g``: no size past the cap can beat the best one. Sizes never exceed
-    ``max(m, S)`` (one group holds everything) nor ``max_group_size``.
+    ``max(m, S)`` (one group holds everything) nor ``max_group_size``, and at most
+    ``SWEEP_MAX_SIZES`` (1024) are tried (``complete`` is False if that stopped the sweep).
 
     Args:
         counts: int ``[num_windows]`` visible tokens per window (any shape, flattened).
         channels: ``C`` of the cost model.
         strategy: packing strategy used at every size.
         max_group_size: optional upper limit on the sizes tried.
-        node_limit: node budget of the exact search ("auto"/"exact") per size.
-        extra: also evaluate this many sizes past the cap (for plots).
+        node_limit: node budget of the exact search ("auto"/"exact") per size; all sizes of
+            one sweep share ``SWEEP_BUDGET`` (4) times it, with four calls' LP cells and bitset
+            words, and the sizes after that is spent get the greedy packings and L2 only.
+        extra: also evaluate this many sizes past the cap (for plots; at most
+            ``SWEEP_MAX_SIZES``).
 
     Returns:
         A :class:`SweepResult`; empty arrays for all-zero counts.
+
+    Raises:
+        GroupingValueError: as :func:`solve`, and for ``strategy="greenmim"`` when the sizes
+            together would exceed the published algorithm's shared work budget.
     """
-    _, sizes, largest, smallest = split_counts(_as_counts(counts))
+    _, sizes, largest, smallest, total = split_counts(_as_counts(counts))
     _negative_counts(smallest)
+    _check_total(total)
     channels_ = _check_channels(channels)
     if channels_ is None:
         raise invalid("channels", "a positive int (the sweep needs the cost model)", channels)
     strategy = _check_strategy(strategy)
     if max_group_size is not None:
         max_group_size = check_int("max_group_size", max_group_size, minimum=1)
+    if node_limit is not None:
+        node_limit = check_int("node_limit", node_limit, minimum=0)
+    extra = check_int("extra", extra, minimum=0)
     if sizes.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return SweepResult(empty, empty, np.zeros(0), 0, 0)
@@ -369,10 +527,14 @@ def solve(
 ) -> GroupingPlan:
     """Pack windows into equal-size groups without splitting a window.
 
+    Memory and time are bounded for every input accepted (module docstring, "Limits"): past
+    the limits of a step "auto" and "exact" skip it (``optimal`` is then False unless the
+    bound is met), ``strategy="greenmim"`` raises.
+
     Args:
         counts: int array of visible tokens per window (any shape, flattened row-major, e.g.
             the output of :func:`grouping.window_counts`); zeros are empty windows, which
-            belong to no group.
+            belong to no group. They must sum to at most 2**62.
         group_size: an int capacity; None for the largest count (GreenMIM's choice); or
             ``"sweep"`` for the capacity minimising :func:`attention_cost` (needs ``channels``).
         strategy: ``"greenmim"``, ``"ffd"``, ``"bfd"``, ``"exact"`` or ``"auto"`` (module
@@ -386,8 +548,10 @@ def solve(
         A :class:`GroupingPlan`; an empty plan (no groups) for empty or all-zero counts.
 
     Raises:
-        GroupingValueError: negative or non-integer counts, a count larger than the group
-            size, a group size below 1, an unknown strategy, ``"sweep"`` without channels.
+        GroupingValueError: negative or non-integer counts, counts summing past 2**62, a count
+            larger than the group size, a group size below 1, an unknown strategy,
+            ``"sweep"`` without channels, and ``strategy="greenmim"`` past the published
+            algorithm's work or table limit.
 
     Examples:
         >>> plan = solve([3, 0, 4, 2, 1], 5, strategy="exact")
@@ -410,15 +574,25 @@ def solve(
         )
     ):
         # fast path: one kernel call validates, packs and bounds
-        windows, offsets, bound, capacity, largest, smallest = fast_plan(
-            flat, group_size or 0, "ffd" if strategy == "auto" else strategy
+        fast = fast_plan(
+            flat, group_size or 0, "ffd" if strategy == "auto" else strategy, GREENMIM_MAX_WORK
         )
-        _negative_counts(smallest)
-        _too_large(largest, capacity)
-        if strategy != "auto" or offsets.shape[0] - 1 == bound:
-            return _plan(windows, offsets, capacity, flat, counts, bound, strategy, channels_)
-    positions, sizes, largest, smallest = split_counts(flat)
+        if fast.status:
+            _fast_failure(fast, flat)
+        if strategy != "auto" or fast.offsets.shape[0] - 1 == fast.lower_bound:
+            return _plan(
+                fast.windows,
+                fast.offsets,
+                fast.capacity,
+                flat,
+                counts,
+                fast.lower_bound,
+                strategy,
+                channels_,
+            )
+    positions, sizes, largest, smallest, total = split_counts(flat)
     _negative_counts(smallest)
+    _check_total(total)
 
     if isinstance(group_size, str):
         if group_size != "sweep":
@@ -456,13 +630,24 @@ def solve(
     if max_group_size is not None and capacity > max_group_size:
         raise invalid("group_size", f"at most max_group_size={max_group_size}", capacity)
 
-    windows = offsets = None
     if strategy in FAST_STRATEGIES:
-        windows, offsets, bound, *_ = fast_plan(flat, capacity, strategy)
+        fast = fast_plan(flat, capacity, strategy, GREENMIM_MAX_WORK)
+        if fast.status:
+            _fast_failure(fast, flat)
+        windows, offsets, bound = fast.windows, fast.offsets, fast.lower_bound
     else:
-        packing = _pack(sizes, capacity, strategy, node_limit)
-        windows, offsets, bound = positions[packing.order], packing.offsets, packing.lower_bound
+        packing_ = _pack(sizes, capacity, strategy, _Budget.of(strategy, node_limit))
+        windows, offsets, bound = positions[packing_.order], packing_.offsets, packing_.lower_bound
     return _plan(windows, offsets, capacity, flat, counts, bound, strategy, channels_)
+
+
+def _fast_failure(fast: packing.FastPlan, flat: NDArray[np.int64]) -> None:
+    """Raise for what ``fast_plan`` refused to pack (status -1) or could not (1, 2)."""
+    _negative_counts(fast.smallest)
+    _too_large(fast.largest, fast.capacity)
+    _check_total(fast.total)
+    windows = int(np.count_nonzero(flat > 0))
+    raise _knapsack_limit(fast.status, windows, fast.capacity, GREENMIM_MAX_WORK)
 
 
 def _too_large(largest: int, capacity: int) -> None:
