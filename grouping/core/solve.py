@@ -37,9 +37,11 @@ Limits (every input the solver accepts runs in bounded memory and time):
   and ``LP_SIMPLEX_WORK`` (2**28) simplex operations on at most ``LP_MAX_DISTINCT`` (1024)
   distinct counts; the branch and bound scans at most ``SEARCH_CELLS_PER_NODE`` (256)
   residuals per node of its budget.
-* A sweep tries at most ``SWEEP_MAX_SIZES`` (1024) sizes, and its sizes share four calls'
-  nodes, LP cells and bitset words (``SWEEP_BUDGET``); sizes after the budget is spent get
-  the greedy packings and the L2 bound only.
+* A sweep tries at most ``SWEEP_MAX_SIZES`` (1024) sizes, and its sizes share the nodes
+  and LP cells of ``SWEEP_BUDGET`` (8) "auto" calls (or 8 x ``node_limit`` nodes) and one
+  call's bitset words, whatever the strategy (each size also within its own call's
+  budget); sizes after that is spent get the greedy packings and the L2 bound only.
+  :func:`solve` then packs the chosen size with the strategy's full budget.
 
 Notes:
     ``optimal`` is True exactly when ``num_groups == lower_bound``. For "greenmim", "ffd" and
@@ -92,7 +94,7 @@ EXACT_NODE_LIMIT = 2_000_000
 AUTO_LP_CELLS = 5_000_000  # knapsack DP cells the LP may spend in "auto" (a few ms)
 EXACT_LP_CELLS = 1 << 28  # ... and in "exact" (about 0.3 s)
 SWEEP_MAX_SIZES = 1024  # group sizes one sweep may try
-SWEEP_BUDGET = 4  # a sweep shares this many calls' budgets across its sizes
+SWEEP_BUDGET = 8  # a sweep shares this many "auto" calls' nodes and LP cells across its sizes
 
 # An input on which "auto" runs every step (found by a random search; used by the warm-up and
 # its test): FFD, BFD, the knapsack, the LP and the published algorithm all need 9 groups of
@@ -237,9 +239,6 @@ class _Budget:
         if node_limit is None:
             node_limit = AUTO_NODE_LIMIT if auto else EXACT_NODE_LIMIT
         return cls(node_limit, AUTO_LP_CELLS if auto else EXACT_LP_CELLS, GREENMIM_MAX_WORK)
-
-    def times(self, factor: int) -> _Budget:
-        return _Budget(self.nodes * factor, self.lp_cells * factor, self.work * factor)
 
     def within(self, limit: _Budget) -> _Budget:
         """A fresh budget: the smaller of this one and ``limit``, field by field."""
@@ -404,7 +403,10 @@ def _sweep(
     if max_group_size is not None:
         limit = min(limit, max_group_size)
     per_size = _Budget.of(strategy, node_limit)
-    shared = per_size.times(SWEEP_BUDGET)  # what all sizes together may spend
+    # what all sizes together may spend: SWEEP_BUDGET "auto" calls' nodes and LP cells (or
+    # node_limit's nodes), one call's bitset words, whatever the strategy
+    auto = _Budget.of("auto", node_limit)
+    shared = _Budget(auto.nodes * SWEEP_BUDGET, auto.lp_cells * SWEEP_BUDGET, auto.work)
 
     def groups_at(g: int) -> int:
         given = shared.within(per_size)
@@ -479,8 +481,9 @@ def sweep_group_sizes(
         strategy: packing strategy used at every size.
         max_group_size: optional upper limit on the sizes tried.
         node_limit: node budget of the exact search ("auto"/"exact") per size; all sizes of
-            one sweep share ``SWEEP_BUDGET`` (4) times it, with four calls' LP cells and bitset
-            words, and the sizes after that is spent get the greedy packings and L2 only.
+            one sweep share ``SWEEP_BUDGET`` (8) times it (default: 8 x 5,000), with the LP
+            cells of 8 "auto" calls and one call's bitset words; the sizes after that is spent
+            get the greedy packings and the L2 bound only.
         extra: also evaluate this many sizes past the cap (for plots; at most
             ``SWEEP_MAX_SIZES``).
 
