@@ -18,14 +18,24 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_ELEMENTS",
     "GroupingValueError",
     "PlanError",
+    "as_array",
     "as_int_tuple",
     "as_rng",
     "check_int",
     "check_mask_ratio",
+    "check_size",
     "invalid",
 ]
+
+#: Most elements an array built from sizes given as arguments may have (masks, window and
+#: mask-unit indices, group layouts, regroup maps): 2**26 (67 million; a batch of 64 masks of
+#: 1024 x 1024 tokens), so that a call never needs more than about 1 GiB (a mask's random
+#: noise is float64) nor more than seconds. Larger requests raise a clear error instead of a
+#: MemoryError or minutes of work.
+MAX_ELEMENTS = 1 << 26
 
 
 class GroupingValueError(ValueError):
@@ -60,6 +70,20 @@ def invalid(name: str, expected: str, received: Any, hint: str = "") -> Grouping
     return GroupingValueError(message)
 
 
+def as_array(name: str, value: Any, expected: str) -> np.ndarray:
+    """``numpy.asarray(value)``, raising the library's error where numpy cannot convert it.
+
+    Ragged nested lists and ints past 64 bits make numpy raise ``ValueError``,
+    ``TypeError`` or ``OverflowError``; they become :class:`GroupingValueError` for ``name``.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        raise invalid(name, expected, value) from None
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     """Return ``value`` as a Python int, checking that it is an integer ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -77,7 +101,9 @@ def as_int_tuple(name: str, value: Any, ndim: int, *, minimum: int | None = 1) -
     expected = f"an int{bound} or a sequence of {ndim} ints{bound}"
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items: Sequence[Any] = (value,) * ndim
-    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+    elif (isinstance(value, Sequence) and not isinstance(value, (str, bytes))) or (
+        isinstance(value, np.ndarray) and value.ndim == 1
+    ):
         items = list(value)
         if len(items) != ndim:
             raise invalid(name, expected, value)
@@ -91,6 +117,24 @@ def as_int_tuple(name: str, value: Any, ndim: int, *, minimum: int | None = 1) -
             raise invalid(name, expected, value)
         out.append(int(item))
     return tuple(out)
+
+
+def check_size(name: str, value: Any, size: int, what: str = "elements") -> None:
+    """Raise if an array of ``size`` elements, built from argument ``name``, is too large.
+
+    Args:
+        name: the argument the size comes from.
+        value: its value (shown in the message).
+        size: the number of elements the call would allocate.
+        what: what the elements are, for the message (e.g. ``"tokens"``).
+    """
+    if size > MAX_ELEMENTS:
+        raise invalid(
+            name,
+            f"at most MAX_ELEMENTS = 2**26 {what} in all",
+            value,
+            f"that makes {size} {what}",
+        )
 
 
 def check_mask_ratio(mask_ratio: Any, name: str = "mask_ratio") -> float:

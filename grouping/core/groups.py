@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import GroupingValueError, check_int, invalid
+from .errors import GroupingValueError, as_array, check_int, check_size, invalid
 
 __all__ = [
     "MAX_GROUPS",
@@ -68,9 +68,11 @@ class GroupLayoutError(GroupingValueError):
 
 def _check_index_dims(index_dims: Any) -> tuple[int, ...]:
     expected = "a non-empty sequence of token counts (ints >= 1), one per modality"
-    if isinstance(index_dims, (str, bytes)) or not hasattr(index_dims, "__len__"):
-        raise invalid("index_dims", expected, index_dims)
-    if len(index_dims) == 0:
+    try:
+        size = 0 if isinstance(index_dims, (str, bytes, dict)) else len(index_dims)
+    except TypeError:  # no len(): an int, a 0-d array, an object
+        size = 0
+    if size == 0:
         raise invalid("index_dims", expected, index_dims)
     dims = []
     for value in index_dims:
@@ -122,17 +124,47 @@ def assign_groups(num_groups: int, index_dims: Sequence[int]) -> tuple[tuple[int
     """
     dims = _check_index_dims(index_dims)
     num_groups = _check_num_groups(num_groups, len(dims))
-    groups = [1] * len(dims)
+    groups = _greedy_start(dims, num_groups)
     # The official compares floats N_m / g_m with argmax (first index on ties); a heap keyed by
     # (-N_m / g_m, m) pops the same modality.
-    heap = [(-float(n), m) for m, n in enumerate(dims)]
+    heap = [(-(n / g), m) for m, (n, g) in enumerate(zip(dims, groups, strict=True))]
     heapq.heapify(heap)
-    for _ in range(num_groups - len(dims)):
+    for _ in range(num_groups - sum(groups)):
         _, m = heapq.heappop(heap)
         groups[m] += 1
         heapq.heappush(heap, (-dims[m] / groups[m], m))
     group_len = max(math.ceil(n / g) for n, g in zip(dims, groups, strict=True))
     return tuple(groups), group_len
+
+
+def _greedy_start(dims: tuple[int, ...], num_groups: int) -> list[int]:
+    """A state the greedy passes through, close to its end (so only ~2M steps are left).
+
+    Modality ``m`` holding ``g`` groups competes for the next one with the key ``N_m / g``
+    (a float), so the greedy hands out groups in decreasing order of the keys
+    ``N_m / k``, ``k >= 1``. After it has handed out every key above a threshold ``T``, and
+    no other, each modality holds ``1 + #{k >= 1 : N_m / k > T}`` groups, whatever the order
+    among those keys; the heap then continues from there exactly as from the start. ``T``
+    is chosen so that at most ``G - M`` keys lie above it.
+    """
+    spare = num_groups - len(dims)
+    if spare <= 2 * len(dims):
+        return [1] * len(dims)
+
+    def above(n: int, t: float) -> int:
+        k = min(int(n / t), spare + 1)  # about the last k with n / k > t; fixed up below
+        while k >= 1 and not n / k > t:
+            k -= 1
+        while n / (k + 1) > t:
+            k += 1
+        return k
+
+    threshold = sum(dims) / (spare - len(dims))
+    while True:
+        counts = [above(n, threshold) for n in dims]
+        if sum(counts) <= spare:
+            return [1 + c for c in counts]
+        threshold *= 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +247,7 @@ def group_layout(num_groups: int, index_dims: Sequence[int]) -> GroupLayout:
     """
     dims = _check_index_dims(index_dims)
     groups, group_len = assign_groups(num_groups, dims)
+    check_size("index_dims", index_dims, sum(groups) * group_len, "slots (num_groups x group_len)")
     index = np.full((sum(groups), group_len), -1, dtype=np.int64)
     final_padding, group_padding = [], []
     group, offset = 0, 0
@@ -323,9 +356,10 @@ def regroup_index(
     num_groups = check_int("num_groups", num_groups, minimum=1)
     group_len = check_int("group_len", group_len, minimum=1)
     num_output_groups = check_int("num_output_groups", num_output_groups, minimum=1)
-    if regroup_type not in REGROUP_TYPES:
+    if not isinstance(regroup_type, str) or regroup_type not in REGROUP_TYPES:
         raise invalid("regroup_type", f"one of {REGROUP_TYPES}", regroup_type)
     total = num_groups * group_len
+    check_size("group_len", group_len, total, "slots (num_groups x group_len)")
     if total % num_output_groups:
         raise invalid(
             "num_output_groups",
@@ -336,6 +370,11 @@ def regroup_index(
     if regroup_type == "transpose_reshape":
         slots = slots.T
     return np.ascontiguousarray(slots).reshape(num_output_groups, total // num_output_groups)
+
+
+def _check_layout_arg(layout: Any) -> None:
+    if not isinstance(layout, GroupLayout):
+        raise invalid("layout", "a GroupLayout (from group_layout)", layout)
 
 
 def group_array(x: ArrayLike, layout: GroupLayout, *, fill: Any = 0) -> NDArray[Any]:
@@ -354,7 +393,8 @@ def group_array(x: ArrayLike, layout: GroupLayout, *, fill: Any = 0) -> NDArray[
         >>> group_array(np.arange(3), group_layout(2, [3]), fill=-9).tolist()
         [[0, 1], [2, -9]]
     """
-    arr = np.asarray(x)
+    _check_layout_arg(layout)
+    arr = as_array("x", x, "an array of tokens")
     axis = arr.ndim - 2 if arr.ndim >= 2 else 0
     if arr.ndim == 0 or arr.shape[axis] != layout.num_tokens:
         raise invalid(
@@ -385,7 +425,8 @@ def ungroup_array(y: ArrayLike, layout: GroupLayout) -> NDArray[Any]:
         >>> ungroup_array(group_array(np.arange(5), lay), lay).tolist()
         [0, 1, 2, 3, 4]
     """
-    arr = np.asarray(y)
+    _check_layout_arg(layout)
+    arr = as_array("y", y, "an array of groups")
     axis = arr.ndim - 3 if arr.ndim >= 3 else 0
     shape = (layout.num_groups, layout.group_len)
     if arr.ndim < 2 or arr.shape[axis : axis + 2] != shape:

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import as_int_tuple, check_int, invalid
+from .errors import as_int_tuple, check_int, check_size, invalid
 
 __all__ = [
     "MaskUnitLayout",
@@ -62,13 +62,19 @@ Stride = int | tuple[int, ...]
 
 def _check_grid(grid: Any, name: str = "grid") -> tuple[int, ...]:
     expected = "a non-empty tuple of positive ints, one per spatial axis"
-    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__") or len(grid) == 0:
+    try:
+        ndim = 0 if isinstance(grid, (str, bytes, dict)) else len(grid)
+    except TypeError:  # no len(): an int, a 0-d array, an object
+        ndim = 0
+    if ndim == 0:
         raise invalid(name, expected, grid)
-    return as_int_tuple(name, grid, len(grid))
+    return as_int_tuple(name, grid, ndim)
 
 
 def _check_schedule(grid: tuple[int, ...], schedule: Any) -> tuple[tuple[int, ...], ...]:
-    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (Sequence, np.ndarray)):
+    if isinstance(schedule, (str, bytes)) or not (
+        isinstance(schedule, Sequence) or (isinstance(schedule, np.ndarray) and schedule.ndim)
+    ):
         raise invalid(
             "schedule", "a sequence of strides (each an int or one int per axis)", schedule
         )
@@ -129,6 +135,7 @@ def reroll_index(grid: tuple[int, ...], schedule: Sequence[Stride]) -> NDArray[n
     """
     grid = _check_grid(grid)
     strides = _check_schedule(grid, schedule)
+    check_size("grid", grid, math.prod(grid), "tokens")
     return _unroll_position(grid, strides).ravel()
 
 
@@ -174,6 +181,7 @@ def mask_unit_ids(grid: tuple[int, ...], mask_unit: Stride) -> NDArray[np.int64]
     """
     grid = _check_grid(grid)
     unit = as_int_tuple("mask_unit", mask_unit, len(grid))
+    check_size("grid", grid, math.prod(grid), "tokens")
     if any(g % u for g, u in zip(grid, unit, strict=True)):
         raise invalid(
             "mask_unit", f"a mask unit that divides the grid {grid} on every axis", mask_unit

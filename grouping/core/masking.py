@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import as_int_tuple, as_rng, check_int, check_mask_ratio, invalid
+from .errors import (
+    as_array,
+    as_int_tuple,
+    as_rng,
+    check_int,
+    check_mask_ratio,
+    check_size,
+    invalid,
+)
 
 __all__ = [
     "batch_mask",
@@ -39,9 +47,13 @@ __all__ = [
 
 def _check_grid(grid: Any) -> tuple[int, ...]:
     expected = "a non-empty tuple of positive ints, one per spatial axis"
-    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__") or len(grid) == 0:
+    try:
+        ndim = 0 if isinstance(grid, (str, bytes)) else len(grid)
+    except TypeError:  # no len(): an int, a 0-d array, an object
+        ndim = 0
+    if ndim == 0:
         raise invalid("grid", expected, grid, "e.g. grid=(14, 14) or grid=(8, 14, 14)")
-    return as_int_tuple("grid", grid, len(grid))
+    return as_int_tuple("grid", grid, ndim)
 
 
 def keep_count(num_tokens: int, mask_ratio: float) -> int:
@@ -98,6 +110,7 @@ def batch_mask(
     ratio = check_mask_ratio(mask_ratio)
     gen = as_rng(rng)
     num_tokens = math.prod(grid)
+    check_size("grid", grid, num_tokens, "tokens")
     keep = int(num_tokens * (1 - ratio))
     noise = gen.random(num_tokens)
     return _masks_from_noise(noise, keep).reshape(grid)
@@ -132,6 +145,7 @@ def sample_masks(
     ratio = check_mask_ratio(mask_ratio)
     gen = as_rng(rng)
     num_tokens = math.prod(grid)
+    check_size("grid", grid, batch * num_tokens, "tokens (batch included)")
     keep = int(num_tokens * (1 - ratio))
     noise = gen.random((batch, num_tokens))
     return _masks_from_noise(noise, keep).reshape(batch, *grid)
@@ -171,6 +185,7 @@ def groupwise_masks(
     group_len = check_int("group_len", group_len, minimum=1)
     ratio = check_mask_ratio(mask_ratio)
     gen = as_rng(rng)
+    check_size("group_len", group_len, batch * num_groups * group_len, "tokens (batch included)")
     keep = int(group_len * (1 - ratio))
     noise = gen.random((batch, num_groups, group_len))
     return _masks_from_noise(noise, keep)
@@ -203,7 +218,7 @@ def upsample_mask(
         >>> upsample_mask(np.ones((2, 2, 3, 3), dtype=bool), (1, 4, 4)).shape
         (2, 2, 12, 12)
     """
-    mask = np.asarray(mask)
+    mask = as_array("mask", mask, "a bool array (True = visible)")
     if mask.dtype != np.bool_:
         raise invalid("mask", "a bool array (True = visible)", mask, "convert with mask != 0")
     if mask.ndim == 0:
@@ -214,6 +229,7 @@ def upsample_mask(
     if ndim > mask.ndim:
         raise invalid("ndim", f"a number of spatial axes in [1, {mask.ndim}]", ndim)
     factors = as_int_tuple("factor", factor, ndim)
+    check_size("factor", factor, mask.size * math.prod(factors))
     lead = mask.shape[: mask.ndim - ndim]
     grid = mask.shape[mask.ndim - ndim :]
     # [*lead, g0, g1, ...] -> [*lead, g0, 1, g1, 1, ...] -> broadcast [*lead, g0, f0, g1, f1, ...]

@@ -8,6 +8,7 @@ to no group.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +16,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import PlanError
+from .errors import PlanError, check_int, invalid
 
 __all__ = ["GroupingPlan", "attention_cost", "check_plan", "is_valid_plan"]
 
@@ -35,14 +36,34 @@ def attention_cost(num_groups: int, group_size: int, channels: int) -> float:
 
     Returns:
         The cost as a float (exact for all realistic sizes).
+
+    Raises:
+        GroupingValueError: an argument that is not a finite non-negative number (ints, or
+            floats for averages).
     """
+    for name, value in (("num_groups", num_groups), ("group_size", group_size)):
+        _check_amount(name, value)
+    _check_amount("channels", channels)
     g = float(group_size)
     c = float(channels)
     return float(num_groups) * (4.0 * g * c * c + 2.0 * g * g * c)
 
 
-def _readonly(array: ArrayLike) -> NDArray[np.int64]:
-    out = np.array(array, dtype=np.int64, copy=True)
+def _check_amount(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or value < 0
+    ):
+        raise invalid(name, "a finite number >= 0", value)
+
+
+def _readonly(array: ArrayLike, name: str) -> NDArray[np.int64]:
+    try:
+        out = np.array(array, dtype=np.int64, copy=True)
+    except (TypeError, ValueError, OverflowError):
+        raise invalid(name, "an array of ints", array) from None
     out.setflags(write=False)
     return out
 
@@ -86,7 +107,7 @@ class GroupingPlan:
                 and value.dtype == np.int64
                 and not value.flags.writeable
             ):
-                object.__setattr__(self, name, _readonly(value))
+                object.__setattr__(self, name, _readonly(value, name))
 
     @classmethod
     def _trusted(cls, **fields: object) -> GroupingPlan:
@@ -113,8 +134,18 @@ class GroupingPlan:
         strategy: str = "custom",
         channels: int | None = None,
     ) -> GroupingPlan:
-        """Build a plan from explicit groups (sequences of window indices)."""
-        arrays = [np.asarray(g, dtype=np.int64).ravel() for g in groups]
+        """Build a plan from explicit groups (sequences of window indices).
+
+        Only the types are checked here (ints, a bool ``optimal``); :func:`check_plan` checks
+        that the groups are a valid packing of ``counts``.
+        """
+        group_size = check_int("group_size", group_size)
+        lower_bound = check_int("lower_bound", lower_bound)
+        if not isinstance(optimal, (bool, np.bool_)):
+            raise invalid("optimal", "True or False", optimal)
+        if channels is not None:
+            channels = check_int("channels", channels, minimum=1)
+        arrays = [_readonly(g, "groups").ravel() for g in groups]
         sizes = np.array([a.size for a in arrays], dtype=np.int64)
         offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
@@ -122,9 +153,9 @@ class GroupingPlan:
         return cls(
             windows=windows,
             offsets=offsets,
-            group_size=int(group_size),
-            counts=np.asarray(counts, dtype=np.int64).ravel(),
-            lower_bound=int(lower_bound),
+            group_size=group_size,
+            counts=_readonly(counts, "counts").ravel(),
+            lower_bound=lower_bound,
             optimal=bool(optimal),
             strategy=strategy,
             channels=channels,
@@ -222,18 +253,30 @@ def check_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> None:
         counts: the counts the plan must group (int, any shape, flattened row-major); defaults
             to ``plan.counts``.
     """
-    plan_counts = np.asarray(plan.counts)
+    if not isinstance(plan, GroupingPlan):
+        raise PlanError(f"plan: expected a GroupingPlan, received {type(plan).__name__}")
+    plan_counts = _int_field(plan.counts, "counts")
     if counts is not None:
-        expected = np.asarray(counts).ravel()
+        try:
+            expected = np.asarray(counts).ravel()
+        except (TypeError, ValueError, OverflowError):
+            raise PlanError("counts: expected an array of ints") from None
         if expected.shape != plan_counts.shape or not np.array_equal(expected, plan_counts):
             raise PlanError("counts: the plan was solved for other counts than those given")
+    if plan_counts.size and plan_counts.min() < 0:
+        raise PlanError(f"counts: expected non-negative counts, received {plan_counts.min()}")
     g = plan.group_size
-    if not isinstance(g, (int, np.integer)) or g < 1:
+    if not _is_int(g) or g < 1:
         raise PlanError(f"group_size: expected a positive int, received {g!r}")
-    offsets = np.asarray(plan.offsets)
-    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+    if not _is_int(plan.lower_bound) or plan.lower_bound < 0:
+        raise PlanError(f"lower_bound: expected an int >= 0, received {plan.lower_bound!r}")
+    if not isinstance(plan.optimal, (bool, np.bool_)):
+        raise PlanError(f"optimal: expected True or False, received {plan.optimal!r}")
+    offsets = _int_field(plan.offsets, "offsets")
+    windows = _int_field(plan.windows, "windows")
+    if offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
         raise PlanError("offsets: expected a non-decreasing int array starting at 0")
-    if offsets[-1] != np.asarray(plan.windows).size:
+    if offsets[-1] != windows.size:
         raise PlanError("offsets: the last offset must equal the number of grouped windows")
     seen = np.zeros(plan_counts.shape[0], dtype=np.int64)
     for k, members in enumerate(plan.groups):
@@ -243,7 +286,7 @@ def check_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> None:
         if members.min() < 0 or members.max() >= plan_counts.shape[0]:
             raise PlanError(f"group {k}: window index out of range [0, {plan_counts.shape[0]})")
         np.add.at(seen, members, 1)
-        fill = int(plan_counts[members].sum())
+        fill = _exact_sum(plan_counts[members])
         if fill > g:
             raise PlanError(f"group {k}: fill {fill} exceeds the group size {g}")
     nonempty = plan_counts > 0
@@ -253,7 +296,7 @@ def check_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> None:
     if np.any(seen[~nonempty] != 0):
         bad = np.flatnonzero(~nonempty & (seen != 0))[:5].tolist()
         raise PlanError(f"windows {bad}: an empty window must belong to no group")
-    total = int(plan_counts.sum())
+    total = _exact_sum(plan_counts)
     trivial = -(-total // g)
     if plan.lower_bound < trivial:
         raise PlanError(
@@ -267,6 +310,25 @@ def check_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> None:
         raise PlanError(
             f"optimal: claimed with num_groups {plan.num_groups} != lower_bound {plan.lower_bound}"
         )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _exact_sum(values: NDArray[np.int64]) -> int:
+    """The sum as a Python int (int64 sums of huge counts would wrap around)."""
+    if values.size and int(values.max()) > (1 << 62) // values.size:
+        return sum(int(v) for v in values.tolist())
+    return int(values.sum())
+
+
+def _int_field(value: object, name: str) -> NDArray[np.int64]:
+    """A plan's array field as a 1-D int array (a corrupted plan may hold anything)."""
+    array = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if array is None or array.ndim != 1 or (array.dtype.kind not in "iu" and array.size):
+        raise PlanError(f"{name}: expected a 1-D int array, received {value!r:.80}")
+    return array
 
 
 def is_valid_plan(plan: GroupingPlan, counts: ArrayLike | None = None) -> bool:

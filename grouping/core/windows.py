@@ -20,12 +20,14 @@ Examples:
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import as_int_tuple, invalid
+from .errors import as_array, as_int_tuple, check_size, invalid
 
 __all__ = [
     "visible_window_ids",
@@ -57,9 +59,14 @@ def _window_and_shift(
 
 
 def _check_grid(grid: Any) -> tuple[int, ...]:
-    if isinstance(grid, (int, np.integer)):
-        raise invalid("grid", "a tuple of positive ints, one per spatial axis", grid)
-    return as_int_tuple("grid", grid, len(tuple(grid)))
+    expected = "a non-empty tuple of positive ints, one per spatial axis"
+    try:
+        ndim = 0 if isinstance(grid, (str, bytes, dict)) else len(grid)
+    except TypeError:  # no len(): an int, a 0-d array, an object
+        ndim = 0
+    if ndim == 0:
+        raise invalid("grid", expected, grid)
+    return as_int_tuple("grid", grid, ndim)
 
 
 def window_grid(
@@ -88,6 +95,7 @@ def window_shape(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
     """
     grid = _check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
+    check_size("grid", grid, math.prod(grid), "tokens")
     sizes = []
     for g, w, s in zip(grid, win, sh, strict=False):
         axis_index = (np.arange(g, dtype=np.int64) + (w - s) % w) // w
@@ -112,6 +120,7 @@ def window_index(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
     """
     grid = _check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
+    check_size("grid", grid, math.prod(grid), "tokens")
     wgrid = tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh, strict=False))
     ids = np.zeros((), dtype=np.int64)
     for axis, (g, w, s) in enumerate(zip(grid, win, sh, strict=False)):
@@ -121,11 +130,13 @@ def window_index(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
 
 
 def _split_mask(token_mask: ArrayLike, window: Any, ndim: int | None) -> tuple[np.ndarray, int]:
-    mask = np.asarray(token_mask)
+    mask = as_array("token_mask", token_mask, "a bool array (True = visible)")
     if mask.dtype != np.bool_:
         raise invalid("token_mask", "a bool array (True = visible)", mask)
     if ndim is None:
         ndim = len(window) if isinstance(window, (tuple, list)) else min(2, mask.ndim)
+    elif isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral):
+        raise invalid("ndim", f"a number of spatial axes in [1, {mask.ndim}]", ndim)
     if not 1 <= ndim <= mask.ndim:
         raise invalid("ndim", f"a number of spatial axes in [1, {mask.ndim}]", ndim)
     return mask, ndim
