@@ -141,7 +141,6 @@ def test_layouts_from_threads_equal_serial():
 
 
 def test_prepare_from_threads_equals_serial():
-    torch.set_num_threads(1)  # the steps' tensors are built on the CPU; keep the test light
     _assert_threads_equal_serial(_prepare_cases())
 
 
