@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from ._jit import CACHE
 from .packing import DENSE_CAPACITY, MAX_TABLE_WORDS, kernel_array
 
 __all__: list[str] = []
@@ -50,7 +51,7 @@ LP_MAX_DISTINCT = 1024
 LP_SIMPLEX_WORK = 1 << 28
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _price(sizes, bounds, duals, capacity):  # pragma: no cover - jitted
     """Bounded knapsack: the pattern maximising ``sum duals * a`` (binary-split 0-1 DP)."""
     m = sizes.shape[0]
@@ -93,7 +94,7 @@ def _price(sizes, bounds, duals, capacity):  # pragma: no cover - jitted
     return value[capacity], pattern
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover - jitted
     """Revised simplex on the cutting-stock LP with knapsack pricing.
 
@@ -195,7 +196,7 @@ def _column_generation(sizes, demand, capacity, max_iter):  # pragma: no cover -
     return patterns, xb, farley, iterations
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _round_down(item_sizes, sizes, patterns, xb, capacity):  # pragma: no cover - jitted
     """Groups from ``floor(x_j)`` copies of each pattern; leftover items get bin -1.
 

@@ -55,6 +55,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from ._jit import CACHE
+
 __all__: list[str] = []
 
 _ONE = np.uint64(1)
@@ -97,7 +99,7 @@ def kernel_array(values: Any) -> NDArray[np.int64]:
     return array
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _shift_or(src, dst, shift, nwords, top_mask):  # pragma: no cover - jitted
     """dst = src | (src << shift), truncated to the bits of the capacity."""
     q = shift // 64
@@ -112,7 +114,7 @@ def _shift_or(src, dst, shift, nwords, top_mask):  # pragma: no cover - jitted
     dst[nwords - 1] &= top_mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _highest_bit(bits, nwords):  # pragma: no cover - jitted
     """Index of the highest set bit of a multi-word bitset (the best reachable sum)."""
     for j in range(nwords - 1, -1, -1):
@@ -125,7 +127,7 @@ def _highest_bit(bits, nwords):  # pragma: no cover - jitted
     return 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _emit_group(alive, m, chosen, order, pos):  # pragma: no cover - jitted
     """Append the chosen items (in increasing position) to ``order``, compact the rest.
 
@@ -143,7 +145,7 @@ def _emit_group(alive, m, chosen, order, pos):  # pragma: no cover - jitted
     return keep, pos
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _greenmim_kernel(weights, capacity, max_work, max_words):  # pragma: no cover - jitted
     """Repeated subset-sum packing of ``weights`` (int64, each in [1, capacity]).
 
@@ -212,7 +214,7 @@ def _greenmim_kernel(weights, capacity, max_work, max_words):  # pragma: no cove
     return order, offsets[: num_groups + 1], 0, work
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _greenmim_kernel_word(weights, capacity, max_work):  # pragma: no cover - jitted
     """``_greenmim_kernel`` for ``capacity < 64``: each bitset is one uint64 scalar.
 
@@ -269,7 +271,7 @@ def _greenmim_kernel_word(weights, capacity, max_work):  # pragma: no cover - ji
     return order, offsets[: num_groups + 1], 0, work
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _greenmim_any(weights, capacity, max_work, max_words):  # pragma: no cover - jitted
     """The one-word kernel below 64, the multi-word one from 64 on."""
     if capacity < 64:
@@ -317,7 +319,7 @@ def greenmim_groups(
     return None if run.status else (run.order, run.offsets)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _decreasing_kernel(sizes, capacity, max_work, max_words):  # pragma: no cover - jitted
     """The repeated knapsack over windows sorted by decreasing count, on the histogram.
 
@@ -451,7 +453,7 @@ def decreasing_run(
     return bins, int(num), int(work)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _sort_decreasing(sizes, capacity):  # pragma: no cover - jitted
     """Item positions by decreasing size, ties by increasing position.
 
@@ -476,7 +478,7 @@ def _sort_decreasing(sizes, capacity):  # pragma: no cover - jitted
     return order
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _first_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     """FFD with a max segment tree over bin residuals: O(n log n). Returns (bin, num_bins)."""
     n = sizes.shape[0]
@@ -530,7 +532,7 @@ def _first_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     return bins, num_bins
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _best_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     """BFD: each item into the fullest bin it fits, else a new bin. Returns (bin, num_bins).
 
@@ -562,7 +564,7 @@ def _best_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     return bins, num_bins
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _heap_push(key_a, key_b, value, size, a, b, v):  # pragma: no cover - jitted
     """Push ``(a, b) -> v`` onto a binary min-heap ordered by ``(a, b)``; returns the size."""
     i = size
@@ -580,7 +582,7 @@ def _heap_push(key_a, key_b, value, size, a, b, v):  # pragma: no cover - jitted
     return size + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _heap_pop(key_a, key_b, value, size):  # pragma: no cover - jitted
     """Remove the smallest entry (read it at index 0 first); returns the new size."""
     size -= 1
@@ -611,7 +613,7 @@ def _heap_pop(key_a, key_b, value, size):  # pragma: no cover - jitted
     return size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _best_fit_heaps(sizes, capacity):  # pragma: no cover - jitted
     """BFD in O(n log n) whatever the capacity: the same bins as ``_best_fit_decreasing``.
 
@@ -658,7 +660,7 @@ def _best_fit_heaps(sizes, capacity):  # pragma: no cover - jitted
 _BFD_LISTS_UP_TO = 1024  # residual lists scan O(g) per item: heaps are faster above this
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _best_fit_any(sizes, capacity):  # pragma: no cover - jitted
     """Residual lists up to a group size of 1024, heaps above it (the same bins)."""
     if capacity > _BFD_LISTS_UP_TO:
@@ -666,7 +668,7 @@ def _best_fit_any(sizes, capacity):  # pragma: no cover - jitted
     return _best_fit_decreasing(sizes, capacity)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _lower_bound_sorted(sizes, capacity):  # pragma: no cover - jitted
     """``_lower_bound`` in O(n log n) whatever the capacity (the same value).
 
@@ -705,7 +707,7 @@ def _lower_bound_sorted(sizes, capacity):  # pragma: no cover - jitted
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _lower_bound_any(sizes, capacity):  # pragma: no cover - jitted
     """The histogram kernel up to ``DENSE_CAPACITY``, the sorted one above it."""
     if capacity > DENSE_CAPACITY:
@@ -713,7 +715,7 @@ def _lower_bound_any(sizes, capacity):  # pragma: no cover - jitted
     return _lower_bound(sizes, capacity)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _lower_bound(sizes, capacity):  # pragma: no cover - jitted
     """max(L1, L2) of Martello and Toth for integer sizes in [1, capacity]."""
     hist = np.zeros(capacity + 1, dtype=np.int64)
@@ -745,7 +747,7 @@ def _lower_bound(sizes, capacity):  # pragma: no cover - jitted
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _dff_bound(sizes, capacity):  # pragma: no cover - jitted
     """Lower bound from Fekete and Schepers' dual feasible functions, O(g m) on the histogram.
 
@@ -785,7 +787,7 @@ def _dff_bound(sizes, capacity):  # pragma: no cover - jitted
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _search(sizes, capacity, num_bins, node_limit, cell_limit):  # pragma: no cover - jitted
     """Can the items be packed into ``num_bins`` bins? Depth-first branch and bound.
 
@@ -871,7 +873,7 @@ def _search(sizes, capacity, num_bins, node_limit, cell_limit):  # pragma: no co
         nxt[i] = sizes[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _bins_from_choices(sizes, capacity, choice):  # pragma: no cover - jitted
     """Replay residual choices into concrete bins (one linked list of bins per residual)."""
     n = sizes.shape[0]
@@ -894,7 +896,7 @@ def _bins_from_choices(sizes, capacity, choice):  # pragma: no cover - jitted
     return bins, num_bins
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _split_counts(counts):  # pragma: no cover - jitted
     """Positions and sizes of the positive counts, the largest and smallest count, the sum.
 
@@ -926,7 +928,7 @@ def _split_counts(counts):  # pragma: no cover - jitted
     return positions, sizes, largest, smallest, total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
     """Items grouped by bin (bins in index order, items in increasing position)."""
     n = bins.shape[0]
@@ -944,7 +946,7 @@ def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
     return order, offsets
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _fast_plan(counts, capacity, strategy, max_work, max_words):  # pragma: no cover - jitted
     """One call for the cheap strategies, straight from the counts.
 
