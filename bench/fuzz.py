@@ -477,7 +477,13 @@ def t_window_grid(draw: Callable[..., Any]) -> Case:
 
 def t_visible_window_ids(draw: Callable[..., Any]) -> Case:
     mask, window, shift, ndim = draw(window_args())
-    if draw(st.booleans()) and isinstance(mask, np.ndarray) and mask.ndim >= 2 and mask.size:
+    if (
+        draw(st.booleans())
+        and isinstance(mask, np.ndarray)
+        and mask.dtype == np.bool_
+        and mask.ndim >= 2
+        and mask.size
+    ):
         keep = int(mask[0].sum())  # equal visible counts per sample, mostly
         flat = mask.reshape(mask.shape[0], -1)
         rng = np.random.default_rng(int(flat.sum()))
@@ -1134,10 +1140,10 @@ def main(argv: list[str] | None = None) -> int:
     warm = time.perf_counter() - warm
     recorder = Recorder(args.bound)
     weight = sum(t.weight for t in chosen)
-    for i, target in enumerate(chosen):
+    for target in chosen:
         examples = max(1, round(calls * target.weight / weight))
         t0 = time.perf_counter()
-        run_target(target, examples, recorder, args.seed * 1000 + i)
+        run_target(target, examples, recorder, args.seed * 1000 + TARGETS.index(target))
         tally = recorder.tallies.get(target.name, Tally())
         print(
             f"{target.name:30s} {tally.calls:7d} calls  ok {tally.ok:6d}  error {tally.error:6d}  "
