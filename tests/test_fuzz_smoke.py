@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import grouping as gp
 
@@ -113,3 +116,23 @@ def test_quick_fuzz_finds_no_escape(tmp_path):
     assert totals["calls"] >= 380
     assert totals["escape"] == 0 and totals["wrong"] == 0, result["failures"][:5]
     assert totals["ok"] > 0 and totals["error"] > 0  # valid and invalid inputs were both drawn
+
+
+@given(
+    noise=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=7),
+        elements=st.sampled_from([0.0, 0.25, 0.5, 0.75]) | st.floats(0, 1),
+    ),
+    data=st.data(),
+)
+def test_masks_by_partition_equal_the_stable_argsort(noise, data):
+    # the masks are drawn in linear time (so the largest accepted masks take about a second);
+    # they must stay MAE's stable-argsort masks, ties included
+    from grouping.core.masking import _masks_from_noise
+
+    keep = data.draw(st.integers(0, noise.shape[-1]))
+    order = np.argsort(noise, axis=-1, kind="stable")
+    expected = np.zeros(noise.shape, dtype=bool)
+    np.put_along_axis(expected, order[..., :keep], True, axis=-1)
+    assert np.array_equal(_masks_from_noise(noise, keep), expected)

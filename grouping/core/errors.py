@@ -31,11 +31,11 @@ __all__ = [
 ]
 
 #: Most elements an array built from sizes given as arguments may have (masks, window and
-#: mask-unit indices, group layouts, regroup maps): 2**26 (67 million; a batch of 64 masks of
-#: 1024 x 1024 tokens), so that a call never needs more than about 1 GiB (a mask's random
-#: noise is float64) nor more than seconds. Larger requests raise a clear error instead of a
-#: MemoryError or minutes of work.
-MAX_ELEMENTS = 1 << 26
+#: mask-unit indices, group layouts, regroup maps): 2**25 (33.5 million; a batch of 32 masks
+#: of 1024 x 1024 tokens), so that a call needs at most about 1 GiB (a mask's random noise is
+#: float64) and about a second. Larger requests raise a clear error instead of a MemoryError
+#: or minutes of work.
+MAX_ELEMENTS = 1 << 25
 
 
 class GroupingValueError(ValueError):
@@ -131,7 +131,7 @@ def check_size(name: str, value: Any, size: int, what: str = "elements") -> None
     if size > MAX_ELEMENTS:
         raise invalid(
             name,
-            f"at most MAX_ELEMENTS = 2**26 {what} in all",
+            f"at most MAX_ELEMENTS = 2**25 {what} in all",
             value,
             f"that makes {size} {what}",
         )
