@@ -42,6 +42,11 @@ FOUND = [
     ("huge group-wise masks", lambda: gp.groupwise_masks(1, 10**7, 22, 0.9), "group_len"),
     ("huge upsampling", lambda: gp.upsample_mask(np.ones((8, 8), bool), 10**4), "factor"),
     ("ragged mask", lambda: gp.upsample_mask([[True], [False, True]], 2), "mask"),
+    (
+        "an empty mask upsampled past numpy's shape limit",
+        lambda: gp.upsample_mask(np.zeros((5, 0, 6, 7), bool), 10**6, ndim=4),
+        "factor",
+    ),
     ("ragged token mask", lambda: gp.window_counts([[True], [False, True]], 2), "token_mask"),
     ("ndim as a string", lambda: gp.window_counts(np.ones((4, 4), bool), 2, ndim="2"), "ndim"),
     ("huge window index", lambda: gp.window_index((10**5, 10**5), 7), "grid"),

@@ -133,7 +133,7 @@ def check_size(name: str, value: Any, size: int, what: str = "elements") -> None
             name,
             f"at most MAX_ELEMENTS = 2**25 {what} in all",
             value,
-            f"that makes {size} {what}",
+            f"It would make {size} {what}",
         )
 
 

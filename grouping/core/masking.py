@@ -7,8 +7,8 @@ Conventions (DESIGN.md):
 * Keep counts follow MAE: ``keep = int(L * (1 - mask_ratio))`` for ``L`` tokens.
 * Randomness is explicit: ``rng`` is a ``numpy.random.Generator``, an int seed or None. A mask is
   drawn as MAE does: uniform noise per token, a *stable* argsort, and the ``keep`` tokens with
-  the smallest noise are kept (computed by a partition, the same mask in linear time). PCG64 streams and a stable sort make the same seed give the same
-  mask on every machine.
+  the smallest noise are kept (computed by a partition: the same mask in linear time). PCG64
+  streams and the stable tie order make the same seed give the same mask on every machine.
 
 Examples:
     >>> m = batch_mask((4, 6), 0.75, rng=0)
@@ -241,9 +241,11 @@ def upsample_mask(
     if ndim > mask.ndim:
         raise invalid("ndim", f"a number of spatial axes in [1, {mask.ndim}]", ndim)
     factors = as_int_tuple("factor", factor, ndim)
-    check_size("factor", factor, mask.size * math.prod(factors))
     lead = mask.shape[: mask.ndim - ndim]
     grid = mask.shape[mask.ndim - ndim :]
+    # empty axes count as 1: numpy refuses shapes past its size limit even for empty arrays
+    shape = (*lead, *(g * f for g, f in zip(grid, factors, strict=True)))
+    check_size("factor", factor, math.prod(max(n, 1) for n in shape))
     # [*lead, g0, g1, ...] -> [*lead, g0, 1, g1, 1, ...] -> broadcast [*lead, g0, f0, g1, f1, ...]
     interleaved = [n for g in grid for n in (g, 1)]
     expanded = [n for g, f in zip(grid, factors, strict=True) for n in (g, f)]
