@@ -16,6 +16,14 @@ arrays, wrong ranks, arbitrary objects). Every call is classified:
 * ``slow``: the call (not its check) took longer than the bound (``--bound``, 2 s), whatever
   it returned.
 
+Two guards keep one bad call from ending the run unrecorded (the first full run was killed by
+the kernel's OOM killer after ``mask_unit_layout(num_stages=2**62)`` built grids for ever): a
+watchdog (``--hang``, 60 s, ``SIGALRM``) interrupts a call or check that runs that long, which
+is recorded as an escape of type ``Hung``; and the process's address space is limited
+(``--memory-gib``, 8 GiB, ``RLIMIT_AS``, set after the warm-up) so that a runaway allocation is
+a recorded ``MemoryError`` rather than a killed process. (A numba kernel cannot be
+interrupted; the core bounds its kernels' work itself, see docs/core.md.)
+
 A run passes when there are no escapes, no wrong results and no slow calls. Usage::
 
     flock /tmp/bench.lock python bench/fuzz.py              # ~10^5 calls -> docs/results/fuzz.json
@@ -32,6 +40,8 @@ import dataclasses
 import math
 import os
 import random
+import resource
+import signal
 import sys
 import time
 import traceback
@@ -59,6 +69,18 @@ from grouping.testing.reference import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BOUND_S = 2.0  # default per-call wall-time bound (seconds)
+HANG_S = 60.0  # a call or check still running after this long is interrupted (seconds)
+MEMORY_GIB = 8.0  # address-space limit of the fuzzing process after the warm-up
+
+
+class Hung(BaseException):  # noqa: N818 - recorded by name, next to MemoryError
+    """Raised by the watchdog in a call (or check) that ran past ``--hang`` seconds; a
+    BaseException, so that no ``except Exception`` in the code under test swallows it."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise Hung("interrupted by the watchdog")
+
 
 # --- building blocks --------------------------------------------------------------------------
 
@@ -1022,6 +1044,7 @@ class Tally:
 @dataclass
 class Recorder:
     bound: float
+    hang: float = HANG_S
     tallies: dict[str, Tally] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     slowest: list[tuple[float, str, str]] = field(default_factory=list)
@@ -1032,23 +1055,29 @@ class Recorder:
         tally.functions[case.name] = tally.functions.get(case.name, 0) + 1
         start = time.perf_counter()
         outcome, detail = "ok", ""
+        signal.setitimer(signal.ITIMER_REAL, self.hang)
         try:
             result = case.call()
         except GroupingValueError as error:
             outcome = "error"
             key = str(error)[:48]
             tally.errors[key] = tally.errors.get(key, 0) + 1
-        except Exception as error:  # noqa: BLE001 - what the fuzzer is looking for
+        except (Exception, Hung) as error:  # noqa: BLE001 - what the fuzzer is looking for
             outcome = "escape"
             detail = f"{type(error).__module__}.{type(error).__name__}: {error}"[:1000]
             detail += "\n" + "".join(traceback.format_tb(error.__traceback__)[-3:])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         elapsed = time.perf_counter() - start
         if outcome == "ok" and case.check is not None:
+            signal.setitimer(signal.ITIMER_REAL, self.hang)
             try:
                 case.check(result)
-            except Exception as error:  # noqa: BLE001
+            except (Exception, Hung) as error:  # noqa: BLE001
                 outcome = "wrong"
                 detail = f"{type(error).__name__}: {error}"[:1000]
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         setattr(tally, outcome, getattr(tally, outcome) + 1)
         tally.max_s = max(tally.max_s, elapsed)
         tally.total_s += elapsed
@@ -1118,6 +1147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=None, help="total calls (default 100000)")
     parser.add_argument("--quick", action="store_true", help="about 2,000 calls")
     parser.add_argument("--bound", type=float, default=BOUND_S, help="per-call bound, seconds")
+    parser.add_argument(
+        "--hang", type=float, default=HANG_S, help="watchdog per call and check, seconds"
+    )
+    parser.add_argument(
+        "--memory-gib", type=float, default=MEMORY_GIB, help="address-space limit (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--targets", default="", help="comma-separated subset (name prefixes)")
     parser.add_argument("--out", default=None, help="JSON output (default docs/results/fuzz.json)")
@@ -1138,7 +1173,14 @@ def main(argv: list[str] | None = None) -> int:
     warm = time.perf_counter()
     gp.warmup()
     warm = time.perf_counter() - warm
-    recorder = Recorder(args.bound)
+    signal.signal(signal.SIGALRM, _alarm)
+    if args.memory_gib > 0:
+        limit = int(args.memory_gib * 2**30)
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    recorder = Recorder(args.bound, args.hang)
     weight = sum(t.weight for t in chosen)
     for target in chosen:
         examples = max(1, round(calls * target.weight / weight))
@@ -1166,6 +1208,8 @@ def main(argv: list[str] | None = None) -> int:
             "calls": calls,
             "quick": args.quick,
             "bound_s": args.bound,
+            "hang_s": args.hang,
+            "memory_gib": args.memory_gib,
             "seed": args.seed,
             "targets": [t.name for t in chosen],
             "elapsed_s": round(elapsed, 1),

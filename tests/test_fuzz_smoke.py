@@ -59,6 +59,18 @@ FOUND = [
     ),
     ("0-d schedule", lambda: gp.unroll_index((4, 4), np.array(0)), "schedule"),
     ("huge unroll", lambda: gp.unroll_index((10**5, 10**5), [2]), "grid"),
+    (
+        "a stage count that filled the memory",
+        lambda: gp.mask_unit_layout(
+            (8,), patch_stride=1, q_stride=1, num_stages=2**62, mask_unit_size=1
+        ),
+        "num_stages",
+    ),
+    (
+        "stage grids past MAX_STAGES",
+        lambda: gp.stage_grids((8, 8), patch_stride=1, q_stride=1, num_stages=65),
+        "num_stages",
+    ),
     ("huge group layout", lambda: gp.group_layout(2**20, [10**12, 3000]), "index_dims"),
     ("0-d index_dims", lambda: gp.group_layout(4, np.array(3)), "index_dims"),
     ("huge regroup map", lambda: gp.regroup_index(10**7, 10**7, 50), "group_len"),
@@ -141,3 +153,30 @@ def test_masks_by_partition_equal_the_stable_argsort(noise, data):
     expected = np.zeros(noise.shape, dtype=bool)
     np.put_along_axis(expected, order[..., :keep], True, axis=-1)
     assert np.array_equal(_masks_from_noise(noise, keep), expected)
+
+
+def test_the_watchdog_records_a_call_that_hangs():
+    # a call that never returns is recorded as an escape (and slow), and the run goes on
+    import importlib.util
+    import signal
+
+    spec = importlib.util.spec_from_file_location("fuzz_driver", REPO / "bench" / "fuzz.py")
+    fuzz = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = fuzz  # its dataclasses look their module up
+    spec.loader.exec_module(fuzz)
+
+    def spin() -> None:
+        while True:
+            pass
+
+    previous = signal.signal(signal.SIGALRM, fuzz._alarm)
+    try:
+        recorder = fuzz.Recorder(bound=0.05, hang=0.2)
+        recorder.run("spin", fuzz.Case("spin", (), {}, spin))
+        recorder.run("fine", fuzz.Case("gp.keep_count", (10, 0.5), {}, gp.keep_count))
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    spun = recorder.tallies["spin"]
+    assert (spun.calls, spun.escape, spun.slow) == (1, 1, 1)
+    assert "Hung" in recorder.failures[0]["detail"]
+    assert recorder.tallies["fine"].ok == 1

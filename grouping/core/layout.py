@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from .errors import as_int_tuple, check_int, check_size, invalid
 
 __all__ = [
+    "MAX_STAGES",
     "MaskUnitLayout",
     "mask_unit_ids",
     "mask_unit_layout",
@@ -58,6 +59,11 @@ __all__ = [
 ]
 
 Stride = int | tuple[int, ...]
+
+#: The most stages a layout may have. Hierarchical vision models have 3 to 5; the limit keeps a
+#: stage count from an unchecked source (``num_stages=2**62`` with ``q_stride=1`` made a list of
+#: that many grids) from taking the machine's memory.
+MAX_STAGES = 64
 
 
 def _check_grid(grid: Any, name: str = "grid") -> tuple[int, ...]:
@@ -212,6 +218,8 @@ def _stage_setup(
     patch = as_int_tuple("patch_stride", patch_stride, ndim)
     qs = as_int_tuple("q_stride", q_stride, ndim)
     stages = check_int("num_stages", num_stages, minimum=1)
+    if stages > MAX_STAGES:
+        raise invalid("num_stages", f"an int in [1, MAX_STAGES = {MAX_STAGES}]", num_stages)
     pool = stages - 1 if q_pool is None else check_int("q_pool", q_pool, minimum=0)
     if pool > stages - 1:
         raise invalid("q_pool", f"an int in [0, num_stages - 1 = {stages - 1}]", q_pool)
@@ -276,7 +284,7 @@ def stage_grids(
         patch_stride: patch-embedding stride, an int or one int per axis; must divide
             ``input_size``.
         q_stride: pooling stride between stages, an int or one int per axis.
-        num_stages: number of stages (>= 1).
+        num_stages: number of stages, in ``[1, MAX_STAGES]``.
         q_pool: number of pooled transitions, in ``[0, num_stages - 1]``; default
             ``num_stages - 1``.
         mask_unit_size: optional mask-unit size in stage-0 tokens (int or per axis); when
@@ -403,7 +411,7 @@ def mask_unit_layout(
         input_size: input size per axis, e.g. ``(224, 224)`` or ``(16, 224, 224)``.
         patch_stride: patch-embedding stride (int or per axis), must divide ``input_size``.
         q_stride: pooling stride (int or per axis), e.g. ``2`` or ``(1, 2, 2)`` for video.
-        num_stages: number of stages (>= 1).
+        num_stages: number of stages, in ``[1, MAX_STAGES]``.
         mask_unit_size: mask-unit size in stage-0 tokens (int or per axis), e.g. ``8`` (32 px
             at patch stride 4); must divide the stage-0 grid and be a multiple of
             ``q_stride**q_pool``.
