@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -26,9 +27,45 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["PeakRSS", "activation_peaks", "rss_bytes", "spawn_worker", "trim"]
+__all__ = [
+    "PeakRSS",
+    "Timing",
+    "activation_peaks",
+    "machine_busy_s",
+    "rss_bytes",
+    "spawn_worker",
+    "timed_call",
+    "trim",
+]
+
+
+class Timing(NamedTuple):
+    """One timed call: wall seconds, CPU seconds of this process (all threads), and CPU seconds
+    that the rest of the machine used meanwhile (``/proc/stat``; nan where unreadable)."""
+
+    wall: float
+    cpu: float
+    other: float
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (not idle, not waiting), ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return math.nan
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_call(fn: Callable[[], Any]) -> Timing:
+    """Run ``fn`` once and time it (:class:`Timing`)."""
+    busy, start, cpu = machine_busy_s(), time.perf_counter(), time.process_time()
+    fn()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return Timing(wall, cpu, max(0.0, machine_busy_s() - busy - cpu))
 
 
 def _status_kib(field: str) -> int:

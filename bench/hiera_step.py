@@ -54,12 +54,10 @@ import os
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from _memory import activation_peaks, spawn_worker
+from _memory import Timing, activation_peaks, spawn_worker, timed_call
 
 MODEL, EVAL_MODEL = "mae_hiera_tiny_224", "hiera_tiny_224"
 OFFICIAL_PYTHON = "/work/scratch/hiera-venv/bin/python"
@@ -87,32 +85,6 @@ def _train_step(model: Any, optimizer: Any, x: Any, mask: Any) -> float:
     optimizer.step()
     optimizer.zero_grad(set_to_none=False)
     return float(loss.detach())
-
-
-class Timing(NamedTuple):
-    """One timed call: wall seconds, CPU seconds of this process (all threads), and CPU seconds
-    that the rest of the machine used meanwhile (``/proc/stat``; nan where unreadable)."""
-
-    wall: float
-    cpu: float
-    other: float
-
-
-def _machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (not idle, not waiting), ``/proc/stat``."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return math.nan
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _timed(fn: Callable[[], Any]) -> Timing:
-    busy, start, cpu = _machine_busy_s(), time.perf_counter(), time.process_time()
-    fn()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return Timing(wall, cpu, max(0.0, _machine_busy_s() - busy - cpu))
 
 
 def _summary(timings: list[Timing]) -> dict[str, Any]:
@@ -160,7 +132,7 @@ def _measure(
     timings: dict[str, list[Timing]] = {name: [] for name in variants}
     for i in range(args.warmup + args.steps):
         for name in variants:  # alternating, so that load elsewhere hits every variant alike
-            timing = _timed(lambda name=name: train(name))
+            timing = timed_call(lambda name=name: train(name))
             if i >= args.warmup:
                 timings[name].append(timing)
 
@@ -170,7 +142,7 @@ def _measure(
 
     for _ in range(args.warmup):
         forward()
-    timed = _summary([_timed(forward) for _ in range(args.steps)])
+    timed = _summary([timed_call(forward) for _ in range(args.steps)])
     out["eval"] = {
         "step_s": timed["s"],
         "step_s_all": timed["s_all"],

@@ -79,7 +79,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from _memory import activation_peaks, spawn_worker
+from _memory import activation_peaks, machine_busy_s, spawn_worker, timed_call
 
 MODELS = ("hip_16", "hip_256", "perceiver_io")
 LABELS = {"hip_16": "HiP-16", "hip_256": "HiP-256", "perceiver_io": "Perceiver IO"}
@@ -145,32 +145,6 @@ def check_sizes(models: list[str], sizes: list[int], mask_ratio: float) -> str |
 
 
 # -- the worker (one configuration, its own process) ------------------------------------------
-
-
-class Timing(NamedTuple):
-    """One timed call: wall seconds, CPU seconds of this process (all threads), and CPU seconds
-    that the rest of the machine used meanwhile (``/proc/stat``; nan where unreadable)."""
-
-    wall: float
-    cpu: float
-    other: float
-
-
-def _machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (not idle, not waiting), ``/proc/stat``."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return math.nan
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _timed(fn: Callable[[], Any]) -> Timing:
-    busy, start, cpu = _machine_busy_s(), time.perf_counter(), time.process_time()
-    fn()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return Timing(wall, cpu, max(0.0, _machine_busy_s() - busy - cpu))
 
 
 def _vm_hwm_bytes() -> int:
@@ -330,7 +304,7 @@ def _breakdown(
                 mod.register_full_backward_pre_hook(b_pre),
                 mod.register_full_backward_hook(b_post),
             ]
-    busy, cpu = _machine_busy_s(), time.process_time()
+    busy, cpu = machine_busy_s(), time.process_time()
     try:
         t0 = time.perf_counter()
         loss = loss_fn()
@@ -343,7 +317,7 @@ def _breakdown(
     finally:
         for h in handles:
             h.remove()
-    other = max(0.0, _machine_busy_s() - busy - (time.process_time() - cpu))
+    other = max(0.0, machine_busy_s() - busy - (time.process_time() - cpu))
     out = {
         "step_s": t3 - t0,
         "other_cores": other / (t3 - t0),
@@ -399,8 +373,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         losses.append(float(loss.detach()))
 
     steps = args.perceiver_steps if cfg.model == "perceiver_io" else args.steps
-    warm = [_timed(step) for _ in range(args.warmup)]
-    timed = [_timed(step) for _ in range(steps)]
+    warm = [timed_call(step) for _ in range(args.warmup)]
+    timed = [timed_call(step) for _ in range(steps)]
     out: dict[str, Any] = {
         "config": cfg.key,
         "threads": torch.get_num_threads(),
