@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from tiny_configs import HIERA_TINY, SWIN_TINY
 
 import grouping as gp
 from grouping.adapter import (
@@ -41,17 +42,6 @@ from grouping.train.data import ImageFolder, SyntheticClips
 
 META = torch.device("meta")
 MASK = gp.upsample_mask(gp.batch_mask((2, 2), 0.5, rng=0), 4)  # 8 x 8 tokens, 32 visible
-SWIN = dict(
-    img_size=64,
-    window_size=4,
-    embed_dim=16,
-    depths=(1, 1, 1),
-    num_heads=(1, 2, 2),
-    mask_unit=16,
-    decoder_dim=32,
-    decoder_heads=2,
-)
-HIERA = dict(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1))
 HIP = dict(
     num_groups=(4, 1, 4),
     num_self_attends_per_block=(1, 1, 1),
@@ -73,13 +63,13 @@ def layout(per_sample: bool = False):
 @functools.cache
 def swin():
     torch.manual_seed(0)
-    return create_model("greenmim_swin_tiny", **SWIN)
+    return create_model("greenmim_swin_tiny", **SWIN_TINY)
 
 
 @functools.cache
 def hiera():
     torch.manual_seed(0)
-    return create_model("mae_hiera_tiny_224", **HIERA)
+    return create_model("mae_hiera_tiny_224", **HIERA_TINY)
 
 
 @functools.cache
@@ -218,7 +208,7 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
     ("swin: raw mask of the wrong grid", lambda: swin()(IMG, np.ones((3, 3), bool)), "mask"),
     (
         "swin: mask unit does not divide the image",
-        lambda: create_model("greenmim_swin_tiny", **{**SWIN, "mask_unit": 24}),
+        lambda: create_model("greenmim_swin_tiny", **{**SWIN_TINY, "mask_unit": 24}),
         "mask_unit",
     ),
     # -- Hiera --

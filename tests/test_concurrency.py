@@ -22,20 +22,11 @@ import grouping as gp
 
 torch = pytest.importorskip("torch")
 
+from tiny_configs import HIERA_TINY, SWIN_TINY  # noqa: E402
+
 from grouping.adapter import window_layout  # noqa: E402
 from grouping.models import create_model  # noqa: E402
 
-SWIN_TINY = dict(
-    img_size=64,
-    window_size=4,
-    embed_dim=16,
-    depths=(1, 1, 1),
-    num_heads=(1, 2, 2),
-    mask_unit=16,
-    decoder_dim=32,
-    decoder_heads=2,
-)
-HIERA_TINY = dict(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1))
 THREADS = 4
 REPEATS = 6
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_configs import SWIN_TINY
 
 import grouping as gp
 from grouping.adapter import GroupedWindowAttention, window_layout
@@ -65,18 +66,6 @@ def test_grouped_window_attention_is_finite_under_autocast(dtype, case, mode, sh
     _assert_finite(attn, y, x.grad)
 
 
-SWIN = dict(
-    img_size=64,
-    window_size=4,
-    embed_dim=16,
-    depths=(1, 1, 1),
-    num_heads=(1, 2, 2),
-    mask_unit=16,
-    decoder_dim=32,
-    decoder_heads=2,
-)
-
-
 def _step_and_check(model: torch.nn.Module, images, step, dtype) -> None:
     model.zero_grad()
     with torch.autocast("cpu", dtype=dtype):
@@ -92,7 +81,7 @@ def _step_and_check(model: torch.nn.Module, images, step, dtype) -> None:
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_swin_masked_path_is_finite_under_autocast(dtype, name, per_sample) -> None:
     torch.manual_seed(0)
-    model = create_model(name, **SWIN)
+    model = create_model(name, **SWIN_TINY)
     grid = model.mask_grid
     # all mask units masked but one (different ones per sample)
     masks = (

@@ -17,6 +17,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from tiny_configs import SWIN_TINY
 
 from grouping.models import create_model
 from grouping.train import (
@@ -32,23 +33,13 @@ from grouping.train import (
 from grouping.train import checkpoint as ckpt
 from grouping.train.data import _crop_box
 
-TINY = dict(
-    img_size=64,
-    window_size=4,
-    embed_dim=16,
-    depths=(1, 1, 1),
-    num_heads=(1, 2, 2),
-    mask_unit=16,
-    decoder_dim=32,
-    decoder_heads=2,
-)
-TINY_ARGS = [f"--set={k}={v!r}".replace(" ", "") for k, v in TINY.items()]
+TINY_ARGS = [f"--set={k}={v!r}".replace(" ", "") for k, v in SWIN_TINY.items()]
 
 
 def _config(**changes: object) -> TrainConfig:
     base = dict(
         model="greenmim_swin_tiny",
-        overrides=dict(TINY),
+        overrides=dict(SWIN_TINY),
         steps=3,
         batch_size=2,
         per_sample=True,
@@ -103,7 +94,7 @@ def test_synthetic_images_are_a_function_of_seed_and_position() -> None:
 
 
 def test_collator_masks_do_not_depend_on_how_the_batch_is_split() -> None:
-    model = create_model("greenmim_swin_tiny", **TINY)
+    model = create_model("greenmim_swin_tiny", **SWIN_TINY)
     prep = model.preparer()
     data = SyntheticImages(64, 3)
     for per_sample in (True, False):
@@ -208,7 +199,10 @@ def test_checkpoint_of_another_model_or_config_is_refused(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="overrides"):
         train(
             _config(
-                steps=2, resume=True, checkpoint=str(tmp_path), overrides={**TINY, "embed_dim": 32}
+                steps=2,
+                resume=True,
+                checkpoint=str(tmp_path),
+                overrides={**SWIN_TINY, "embed_dim": 32},
             )
         )
     with pytest.raises(CheckpointError, match="per_sample"):
@@ -282,7 +276,7 @@ def test_pretrain_command_saves_encoder_weights_and_metrics(tmp_path, capsys) ->
     assert result["steps_run"] == 2 and len(result["losses"]) == 2
     assert [r["step"] for r in _metrics(metrics)] == [1, 2]
     weights = torch.load(save, weights_only=True)
-    encoder = create_model("greenmim_swin_tiny", **TINY).encoder
+    encoder = create_model("greenmim_swin_tiny", **SWIN_TINY).encoder
     encoder.load_state_dict(weights, strict=True)  # timm's SwinTransformer names
 
 
