@@ -425,14 +425,18 @@ def window_args(draw: Callable[..., Any], batch: bool = True) -> tuple[Any, Any,
     return mask, window, shift, explicit
 
 
+def _spatial_ndim(mask: np.ndarray, window: Any, ndim: Any) -> int:
+    """The spatial axes the window functions use: ``ndim``, else one per window side, else the
+    last two (or one) axes of the mask."""
+    if ndim is not None:
+        return ndim
+    return len(window) if isinstance(window, tuple) else min(2, mask.ndim)
+
+
 def _window_check(mask: Any, window: Any, shift: Any, ndim: Any) -> Callable[[np.ndarray], None]:
     def check(counts: np.ndarray) -> None:
         m = np.asarray(mask)
-        nd = (
-            ndim
-            if ndim is not None
-            else (len(window) if isinstance(window, tuple) else min(2, m.ndim))
-        )
+        nd = _spatial_ndim(m, window, ndim)
         grid = m.shape[m.ndim - nd :]
         lead = m.shape[: m.ndim - nd]
         wgrid = gp.window_grid(grid, window, shift=shift)
@@ -520,11 +524,7 @@ def t_visible_window_ids(draw: Callable[..., Any]) -> Case:
 
     def check(ids: np.ndarray) -> None:
         m = np.asarray(mask)
-        nd = (
-            ndim
-            if ndim is not None
-            else (len(window) if isinstance(window, tuple) else min(2, m.ndim))
-        )
+        nd = _spatial_ndim(m, window, ndim)
         grid = m.shape[m.ndim - nd :]
         index = gp.window_index(grid, window, shift=shift).ravel()
         if m.ndim == nd:

@@ -95,6 +95,18 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_grid(grid: Any, name: str = "grid") -> tuple[int, ...]:
+    """Return a token grid as a tuple of positive ints, one per spatial axis (at least one)."""
+    expected = "a non-empty tuple of positive ints, one per spatial axis"
+    try:
+        ndim = 0 if isinstance(grid, (str, bytes, dict)) else len(grid)
+    except TypeError:  # no len(): an int, a 0-d array, an object
+        ndim = 0
+    if ndim == 0:
+        raise invalid(name, expected, grid, f"e.g. {name}=(14, 14) or {name}=(8, 14, 14)")
+    return as_int_tuple(name, grid, ndim)
+
+
 def as_int_tuple(name: str, value: Any, ndim: int, *, minimum: int | None = 1) -> tuple[int, ...]:
     """Broadcast an int or a sequence of ints to a tuple of ``ndim`` ints ``>= minimum``."""
     bound = "" if minimum is None else f" >= {minimum}"

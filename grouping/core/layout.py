@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import as_int_tuple, check_int, check_size, invalid
+from .errors import as_int_tuple, check_grid, check_int, check_size, invalid
 
 __all__ = [
     "MAX_STAGES",
@@ -64,17 +64,6 @@ Stride = int | tuple[int, ...]
 #: stage count from an unchecked source (``num_stages=2**62`` with ``q_stride=1`` made a list of
 #: that many grids) from taking the machine's memory.
 MAX_STAGES = 64
-
-
-def _check_grid(grid: Any, name: str = "grid") -> tuple[int, ...]:
-    expected = "a non-empty tuple of positive ints, one per spatial axis"
-    try:
-        ndim = 0 if isinstance(grid, (str, bytes, dict)) else len(grid)
-    except TypeError:  # no len(): an int, a 0-d array, an object
-        ndim = 0
-    if ndim == 0:
-        raise invalid(name, expected, grid)
-    return as_int_tuple(name, grid, ndim)
 
 
 def _check_schedule(grid: tuple[int, ...], schedule: Any) -> tuple[tuple[int, ...], ...]:
@@ -139,7 +128,7 @@ def reroll_index(grid: tuple[int, ...], schedule: Sequence[Stride]) -> NDArray[n
         >>> reroll_index((6,), [2]).tolist()
         [0, 3, 1, 4, 2, 5]
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     strides = _check_schedule(grid, schedule)
     check_size("grid", grid, math.prod(grid), "tokens")
     return _unroll_position(grid, strides).ravel()
@@ -185,7 +174,7 @@ def mask_unit_ids(grid: tuple[int, ...], mask_unit: Stride) -> NDArray[np.int64]
         >>> mask_unit_ids((2, 4), 2).tolist()
         [[0, 0, 1, 1], [0, 0, 1, 1]]
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     unit = as_int_tuple("mask_unit", mask_unit, len(grid))
     check_size("grid", grid, math.prod(grid), "tokens")
     if any(g % u for g, u in zip(grid, unit, strict=True)):
@@ -213,7 +202,7 @@ def _stage_setup(
     list[tuple[int, ...]],
     tuple[int, ...] | None,
 ]:
-    size = _check_grid(input_size, "input_size")
+    size = check_grid(input_size, "input_size")
     ndim = len(size)
     patch = as_int_tuple("patch_stride", patch_stride, ndim)
     qs = as_int_tuple("q_stride", q_stride, ndim)

@@ -21,7 +21,6 @@ Examples:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +29,7 @@ from .errors import (
     as_array,
     as_int_tuple,
     as_rng,
+    check_grid,
     check_int,
     check_mask_ratio,
     check_size,
@@ -43,17 +43,6 @@ __all__ = [
     "sample_masks",
     "upsample_mask",
 ]
-
-
-def _check_grid(grid: Any) -> tuple[int, ...]:
-    expected = "a non-empty tuple of positive ints, one per spatial axis"
-    try:
-        ndim = 0 if isinstance(grid, (str, bytes)) else len(grid)
-    except TypeError:  # no len(): an int, a 0-d array, an object
-        ndim = 0
-    if ndim == 0:
-        raise invalid("grid", expected, grid, "e.g. grid=(14, 14) or grid=(8, 14, 14)")
-    return as_int_tuple("grid", grid, ndim)
 
 
 def keep_count(num_tokens: int, mask_ratio: float) -> int:
@@ -118,7 +107,7 @@ def batch_mask(
         >>> m.dtype, m.shape, int(m.sum())
         (dtype('bool'), (2, 3), 3)
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     ratio = check_mask_ratio(mask_ratio)
     gen = as_rng(rng)
     num_tokens = math.prod(grid)
@@ -153,7 +142,7 @@ def sample_masks(
         ((3, 4, 4), [4, 4, 4])
     """
     batch = check_int("batch", batch, minimum=1)
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     ratio = check_mask_ratio(mask_ratio)
     gen = as_rng(rng)
     num_tokens = math.prod(grid)

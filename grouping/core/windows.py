@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import as_array, as_int_tuple, check_size, invalid
+from .errors import as_array, as_int_tuple, check_grid, check_size, invalid
 
 __all__ = [
     "visible_window_ids",
@@ -58,17 +58,6 @@ def _window_and_shift(
     return win, sh
 
 
-def _check_grid(grid: Any) -> tuple[int, ...]:
-    expected = "a non-empty tuple of positive ints, one per spatial axis"
-    try:
-        ndim = 0 if isinstance(grid, (str, bytes, dict)) else len(grid)
-    except TypeError:  # no len(): an int, a 0-d array, an object
-        ndim = 0
-    if ndim == 0:
-        raise invalid("grid", expected, grid)
-    return as_int_tuple("grid", grid, ndim)
-
-
 def window_grid(
     grid: tuple[int, ...], window: int | tuple[int, ...], *, shift: Any = 0
 ) -> tuple[int, ...]:
@@ -82,7 +71,7 @@ def window_grid(
     Returns:
         The window grid, e.g. ``(ceil(H / w), ceil(W / w))`` for ``shift == 0``.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
     return tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh, strict=False))
 
@@ -93,7 +82,7 @@ def window_shape(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
     Returns:
         int64 array of shape ``window_grid(grid, window, shift=shift)``.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
     check_size("grid", grid, math.prod(grid), "tokens")
     sizes = []
@@ -118,7 +107,7 @@ def window_index(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
         int64 array of shape ``grid``; values in ``[0, prod(window_grid))``. Ids are computed
         in int64, so they never collide, whatever the grid size.
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     win, sh = _window_and_shift(grid, window, shift)
     check_size("grid", grid, math.prod(grid), "tokens")
     wgrid = tuple((g - 1 + (w - s) % w) // w + 1 for g, w, s in zip(grid, win, sh, strict=False))
