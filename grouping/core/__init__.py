@@ -24,13 +24,25 @@ from .layout import (
     stage_grids,
     unroll_index,
 )
-from .masking import batch_mask, groupwise_masks, keep_count, sample_masks, upsample_mask
+from .masking import (
+    CheckedMask,
+    as_bool_mask,
+    batch_mask,
+    check_mask,
+    groupwise_masks,
+    keep_count,
+    sample_masks,
+    upsample_mask,
+)
 from .plan import GroupingPlan, attention_cost, check_plan, is_valid_plan
 from .solve import STRATEGIES, SweepResult, solve, sweep_group_sizes, warmup
 from .windows import visible_window_ids, window_counts, window_grid, window_index, window_shape
 
 __all__ = [
     "REGROUP_TYPES",
+    "CheckedMask",
+    "as_bool_mask",
+    "check_mask",
     "GroupLayout",
     "GroupLayoutError",
     "assign_groups",

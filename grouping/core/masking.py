@@ -21,6 +21,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,7 +38,10 @@ from .errors import (
 )
 
 __all__ = [
+    "CheckedMask",
+    "as_bool_mask",
     "batch_mask",
+    "check_mask",
     "groupwise_masks",
     "keep_count",
     "sample_masks",
@@ -242,3 +246,132 @@ def upsample_mask(
     return np.ascontiguousarray(
         out.reshape(*lead, *(g * f for g, f in zip(grid, factors, strict=True)))
     )
+
+
+def as_bool_mask(mask: Any, name: str = "mask", expected: str = "") -> NDArray[np.bool_]:
+    """A bool mask as a numpy array: torch tensors are read back (no torch import here).
+
+    Args:
+        mask: a bool numpy array, nested lists, or any tensor with ``detach().cpu().numpy()``.
+        name: the argument's name in the error.
+        expected: what a valid value looks like (default ``"a bool array (True = visible)"``).
+
+    Returns:
+        The mask as a numpy bool array (a view where possible, not a copy).
+
+    Raises:
+        GroupingValueError: for another dtype or an unconvertible value.
+    """
+    expected = expected or "a bool array (True = visible)"
+    if not isinstance(mask, np.ndarray) and hasattr(mask, "detach"):  # a torch tensor
+        mask = mask.detach().cpu().numpy()
+    mask = as_array(name, mask, expected)
+    if mask.dtype != np.bool_:
+        raise invalid(name, expected, mask)
+    return mask
+
+
+class CheckedMask(NamedTuple):
+    """A mask that passed :func:`check_mask`.
+
+    Attributes:
+        mask: bool ``[*grid]`` (shared by the batch) or ``[B, *grid]`` (one per sample),
+            True = visible; a private, read-only, C-contiguous copy.
+        shared: True for one mask shared by the batch.
+        visible: the visible count of every row of the count axes (equal everywhere).
+    """
+
+    mask: NDArray[np.bool_]
+    shared: bool
+    visible: int
+
+
+def check_mask(
+    mask: Any,
+    grid: tuple[int, ...],
+    *,
+    batch: int | None = None,
+    name: str = "mask",
+    expected: str = "",
+    flat_ok: bool = False,
+    count_axes: int | None = None,
+    min_visible: int = 1,
+    max_visible: int | None = None,
+    word: str = "visible",
+    unit: str = "mask unit",
+    scope: str = "sample",
+    hint: str = "",
+    shape_hint: str = "",
+) -> CheckedMask:
+    """The one check of a model's mask: dtype, grid, batch, equal visible counts.
+
+    Every family validates its masks here (GreenMIM's unit grid, Hiera's mask units, HiP's
+    groups, the multimodal autoencoder's draws), so a mask means the same thing everywhere:
+    bool, True = visible, one mask ``[*grid]`` for the whole batch or one per sample
+    ``[B, *grid]``, with the same visible count in every sample (or group). ``None`` is not a
+    mask: callers decide what it means (always "nothing masked" in the models).
+
+    Args:
+        mask: bool ``[*grid]`` or ``[B, *grid]``, numpy or torch, True = visible.
+        grid: the shape of one mask.
+        batch: the batch a per-sample mask must fit, if known.
+        name: the argument's name in errors.
+        expected: the description of a valid mask in errors (a default is built from ``grid``).
+        flat_ok: also accept the grid flattened, ``[prod(grid)]`` or ``[B, prod(grid)]``.
+        count_axes: the trailing axes the visible counts are taken over (default all of
+            ``grid``: one count per sample; HiP passes 1: one count per group).
+        min_visible, max_visible: the allowed range of the count (``max_visible`` None: the
+            size of the counted axes).
+        word, unit, scope: the words of the count errors ("at least one visible mask unit",
+            "the same number of visible slots in every group").
+        hint: a sentence added to the count errors (how to draw valid masks).
+        shape_hint: a sentence added to the shape error.
+
+    Returns:
+        A :class:`CheckedMask` with the mask reshaped to ``[*grid]`` or ``[B, *grid]``.
+
+    Raises:
+        GroupingValueError: naming ``name``, the expected and the received value.
+
+    Example:
+        >>> checked = check_mask(np.eye(2, dtype=bool), (2, 2))
+        >>> checked.shared, checked.visible, checked.mask.flags.writeable
+        (True, 2, False)
+    """
+    grid = tuple(int(g) for g in grid)
+    dims = "".join(f", {g}" for g in grid)[2:]
+    expected = expected or f"a bool mask [{dims}] or [B, {dims}], True = visible"
+    arr = as_bool_mask(mask, name, expected)
+    size = math.prod(grid)
+    if arr.shape == grid or flat_ok and arr.shape == (size,):
+        shared = True
+    elif (
+        arr.ndim == len(grid) + 1
+        and arr.shape[1:] == grid
+        or (flat_ok and arr.ndim == 2 and arr.shape[1] == size)
+    ):
+        shared = False
+    else:
+        raise invalid(name, expected, arr, shape_hint)
+    if not shared and batch is not None and arr.shape[0] != batch:
+        raise invalid(name, f"{batch} per-sample masks (the batch)", arr)
+    rows = arr.reshape(1 if shared else arr.shape[0], *grid)
+    axes = len(grid) if count_axes is None else count_axes
+    counted = math.prod(grid[len(grid) - axes :])
+    counts = rows.reshape(-1, counted).sum(axis=-1)
+    same = f"the same number of {word} {unit}s in every {scope}"
+    if np.any(counts != counts[0]):
+        raise invalid(
+            name,
+            f"masks with equal {word} counts: {same}",
+            f"{word} counts {np.unique(counts).tolist() if count_axes else counts.tolist()}",
+            hint,
+        )
+    top = counted if max_visible is None else max_visible
+    if not min_visible <= counts[0] <= top:
+        least = "one" if min_visible == 1 else str(min_visible)
+        most = f" and at most {top}" if max_visible is not None else ""
+        raise invalid(name, f"at least {least} {word} {unit}{most}: {same}", arr, hint)
+    out = np.array(rows[0] if shared else rows, dtype=np.bool_, order="C")  # private copy
+    out.setflags(write=False)
+    return CheckedMask(out, shared, int(counts[0]))

@@ -61,7 +61,7 @@ from ..core.errors import (
 from ..core.layout import MaskUnitLayout, mask_unit_ids, mask_unit_layout, reroll_index
 from ..core.masking import batch_mask
 from .layers import DropPath, Mlp, PatchEmbed, gather_visible
-from .mae import MAEHead, normalize_patches
+from .mae import HieraMAEOutput, MAEHead, normalize_patches
 from .pos_embed import resample_pos_embed
 from .step import Preparer, Step
 
@@ -879,9 +879,7 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
         label = gather_visible(patches, step.masked_index)
         return normalize_patches(label).reshape(-1, label.shape[-1])
 
-    def forward(
-        self, x: torch.Tensor, mask_ratio: float = 0.6, mask: Any = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask_ratio: float = 0.6, mask: Any = None) -> HieraMAEOutput:
         """One MAE pass; see the class docstring."""
         x = self._check_input(x)
         step = self._random_step(x, mask_ratio) if mask is None else self._step(x, mask)
@@ -893,7 +891,7 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
         label = self.pixel_labels(x, step)
         pred_masked = masked.reshape(-1, masked.shape[-1])
         loss = ((pred_masked - label) ** 2).mean()
-        return loss, pred_masked, label, step.visible_units(b)
+        return HieraMAEOutput(loss, pred_masked, label, step.visible_units(b))
 
 
 def _apply_fusion_head(head: nn.Module, x: torch.Tensor) -> torch.Tensor:

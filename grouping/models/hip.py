@@ -65,6 +65,7 @@ from ..core.errors import GroupingValueError, as_rng, check_int, invalid
 from ..core.groups import REGROUP_TYPES, GroupLayout, group_layout
 from ..core.masking import groupwise_masks
 from .layers import CrossAttention, Mlp, SquaredReLU
+from .mae import HiPMAEOutput
 from .step import Preparer, Step
 
 __all__ = [
@@ -1558,14 +1559,12 @@ class HiPMAE(nn.Module):
             raise invalid("images", f"a tensor [B, {', '.join(map(str, self.input_shape))}]", shape)
         return images.flatten(2).transpose(1, 2)
 
-    def forward(
-        self, images: torch.Tensor, mask: HiPStep | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, mask: HiPStep | None = None) -> HiPMAEOutput:
         hip = self.hip
         tokens = self.tokens(images)
         if mask is None:
             pred = hip({"image": tokens})["input_reconstruction"]["image"]
-            return F.mse_loss(pred, tokens), pred, tokens
+            return HiPMAEOutput(F.mse_loss(pred, tokens), pred, tokens)
         if not isinstance(mask, HiPStep):
             raise invalid("mask", "a HiPStep (model.prepare(mask))", type(mask).__name__)
         mask.check(images.shape[0], images.device)
@@ -1587,7 +1586,7 @@ class HiPMAE(nn.Module):
         weight = mask.scored.expand(z.shape[0], -1, -1).to(pred.dtype)
         err = ((pred - target) ** 2).mean(dim=-1)
         loss = (err * weight).sum() / weight.sum().clamp_min(1.0)
-        return loss, pred, target
+        return HiPMAEOutput(loss, pred, target)
 
 
 def mae_hip(

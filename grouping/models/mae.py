@@ -18,7 +18,8 @@ decoder grid; latents are placed with an index ``[N]`` (shared) or ``[B, N]`` (p
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -26,7 +27,97 @@ from torch import nn
 from .layers import Block, place_visible
 from .pos_embed import sincos_2d, sincos_3d
 
-__all__ = ["MAEHead", "masked_mse", "normalize_patches"]
+__all__ = [
+    "HiPMAEOutput",
+    "HieraMAEOutput",
+    "MAEHead",
+    "MAEOutput",
+    "MultimodalOutput",
+    "masked_mse",
+    "normalize_patches",
+]
+
+
+# -- what every pretraining forward returns ------------------------------------------------------
+#
+# A NamedTuple whose first field is the loss, so a caller writes ``out.loss`` whatever the
+# family, and ``out.metrics`` (a dict of scalar tensors, empty where the model has none) holds
+# what a training loop logs beside the loss. Tuple unpacking keeps working as before.
+
+_NO_METRICS: Mapping[str, Any] = {}
+
+
+class MAEOutput(NamedTuple):
+    """A GreenMIM Swin or SimMIM pretraining pass.
+
+    Attributes:
+        loss: scalar, the mean squared error on the masked patches.
+        pred: ``[B, L_f, P*P*C]``, the pixels predicted for every final-stage token.
+        mask: bool ``[B, Hu, Wu]`` on the mask-unit grid, True = visible.
+    """
+
+    loss: torch.Tensor
+    pred: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def metrics(self) -> Mapping[str, torch.Tensor]:
+        """Scalars logged beside the loss: none."""
+        return _NO_METRICS
+
+
+class HieraMAEOutput(NamedTuple):
+    """A MAE-Hiera pretraining pass (the official ``MaskedAutoencoderHiera`` order).
+
+    Attributes:
+        loss: scalar, the mean squared error on the masked mask units.
+        pred: ``[M, patch_dim]``, the predictions of the masked mask units' tokens.
+        label: ``[M, patch_dim]``, their (optionally normalised) pixel targets.
+        mask: bool ``[B, num_mask_units]``, True = kept.
+    """
+
+    loss: torch.Tensor
+    pred: torch.Tensor
+    label: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def metrics(self) -> Mapping[str, torch.Tensor]:
+        """Scalars logged beside the loss: none."""
+        return _NO_METRICS
+
+
+class HiPMAEOutput(NamedTuple):
+    """A HiP MAE pretraining pass.
+
+    Attributes:
+        loss: scalar, the mean squared error on the masked real slots.
+        pred: ``[B, G, L - K, C]``, the predictions at the masked slots.
+        target: ``[B, G, L - K, C]``, the targets there.
+    """
+
+    loss: torch.Tensor
+    pred: torch.Tensor
+    target: torch.Tensor
+
+    @property
+    def metrics(self) -> Mapping[str, torch.Tensor]:
+        """Scalars logged beside the loss: none."""
+        return _NO_METRICS
+
+
+class MultimodalOutput(NamedTuple):
+    """A pass of the multimodal (video, audio, label) autoencoder.
+
+    Attributes:
+        loss: scalar, the weighted sum of the three reconstruction losses.
+        outputs: the decoded ``image``, ``audio`` and ``label`` tensors.
+        metrics: scalar tensors logged beside the loss (per-modality losses, PSNR).
+    """
+
+    loss: torch.Tensor
+    outputs: dict[str, torch.Tensor]
+    metrics: dict[str, torch.Tensor]
 
 
 def normalize_patches(target: torch.Tensor, eps: float = 1.0e-6) -> torch.Tensor:

@@ -44,6 +44,7 @@ from torch import nn
 
 from ..core.errors import as_int_tuple, check_int, invalid
 from .layers import CrossAttention, Mlp, gather_visible
+from .mae import MultimodalOutput
 from .step import Preparer, Step
 
 __all__ = [
@@ -1787,9 +1788,7 @@ class MultimodalAutoencoder(nn.Module):
             batch=None,
         )
 
-    def forward(
-        self, inputs: Mapping[str, torch.Tensor], mask: Any = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None) -> MultimodalOutput:
         cfg = self.config
         if not isinstance(inputs, Mapping) or set(inputs) != {"image", "audio", "label"}:
             raise invalid(
@@ -1832,7 +1831,7 @@ class MultimodalAutoencoder(nn.Module):
             "label_accuracy": (logits.detach().argmax(-1) == labels).float().mean(),
         }
         outputs = {"image": pixels, "audio": audio, "label": logits}
-        return loss, outputs, metrics
+        return MultimodalOutput(loss, outputs, metrics)
 
 
 def perceiver_multimodal_autoencoder(**kwargs: Any) -> MultimodalAutoencoder:

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..core.errors import invalid
 from ..core.masking import upsample_mask
+from .mae import MAEOutput
 from .step import Preparer
 from .swin import GreenMIMSwin, SwinConfig, SwinMasks, check_images, check_unit_mask, greenmim_swin
 
@@ -113,7 +114,7 @@ class SimMIMSwin(nn.Module):
         mask_ratio: float = 0.75,
         rng: np.random.Generator | int | None = None,
         per_sample: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> MAEOutput:
         """Same contract as :meth:`GreenMIMSwin.forward`, with a :class:`SimMIMStep` (or a
         unit mask, or None to draw one)."""
         mae = self.mae
@@ -128,7 +129,7 @@ class SimMIMSwin(nn.Module):
         feats = mae.encoder.forward_dense(images, step.token_visible, self.mask_token)
         full = mae.decoder_embed(feats.reshape(b, -1, feats.shape[-1]))  # B, L_f, D
         pred = mae.decode(full)
-        return mae.loss(images, pred, step), pred, step.visible_units(b)
+        return MAEOutput(mae.loss(images, pred, step), pred, step.visible_units(b))
 
 
 def simmim_swin(**kwargs: Any) -> SimMIMSwin:

@@ -60,7 +60,7 @@ from ..core.errors import as_int_tuple, check_int, invalid
 from ..core.geometry import StageGeometry, swin_stages
 from ..core.masking import batch_mask, sample_masks, upsample_mask
 from .layers import Mlp, PatchEmbed, gather_visible, patchify
-from .mae import MAEHead, masked_mse, normalize_patches
+from .mae import MAEHead, MAEOutput, masked_mse, normalize_patches
 from .step import Preparer, Step
 
 __all__ = [
@@ -854,7 +854,7 @@ class GreenMIMSwin(MAEHead, nn.Module):
         step = self._step(images, mask, mask_ratio, rng, per_sample)
         latent = self.encoder(images, step)  # B, N_f, C_f
         pred = self.decode(self.place_latents(self.decoder_embed(latent), step.final_index))
-        return self.loss(images, pred, step), pred, step.visible_units(images.shape[0])
+        return MAEOutput(self.loss(images, pred, step), pred, step.visible_units(images.shape[0]))
 
 
 # -- entry points --------------------------------------------------------------------------------

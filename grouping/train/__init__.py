@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "TrainConfig": "loop",
+    "TrainConfig": "config",
     "train": "loop",
     "MaskingCollator": "collate",
     "TrainBatch": "collate",

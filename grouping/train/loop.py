@@ -22,12 +22,11 @@ Examples:
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -35,8 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..adapter.tensors import map_tensors
-from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
-from ..models.registry import create_model, model_info
+from ..core.errors import GroupingValueError, invalid
+from ..models.registry import create_model
 from .checkpoint import (
     FORMAT,
     CheckpointError,
@@ -47,6 +46,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .collate import MaskingCollator, TrainBatch
+from .config import TrainConfig
 from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
 from .distributed import (
     DistContext,
@@ -58,120 +58,6 @@ from .distributed import (
 from .schedule import cosine_lr
 
 __all__ = ["TrainConfig", "train"]
-
-
-@dataclass
-class TrainConfig:
-    """One pretraining run (the ``grouping pretrain`` options).
-
-    Attributes:
-        model: a registered model name (:func:`grouping.models.list_models`).
-        overrides: architecture arguments changed from the registered ones (``img_size=64``).
-        solver: settings of the model's ``prepare`` (``group_size``, ``strategy``,
-            ``layout_mode`` for Swin).
-        steps: total optimizer steps; a resumed run continues from its checkpoint up to it.
-        batch_size: samples per step *per process*.
-        workers: DataLoader workers (0: masks and steps are prepared in the training process).
-        per_sample: one mask per sample (default one mask per batch, GreenMIM's choice).
-        mask_ratio: fraction of the mask grid masked; None: the model's (the paper's, from
-            the registry: 0.75 for GreenMIM, 0.6 for MAE-Hiera, 0.9 for its video models).
-        seed: seeds the data, the masks and the model's initialisation.
-        data: an image folder (Pillow); None for synthetic images.
-        augment: MAE's random resized crop and flip on folder images (else a centre crop).
-        lr: the peak learning rate (absolute, not scaled by the batch).
-        min_lr: the floor of the cosine schedule.
-        warmup_steps: steps of linear warm-up.
-        weight_decay: AdamW weight decay (not applied to biases, norms and 1-D parameters).
-        clip_grad: clip the gradient norm to this value (None: no clipping).
-        bf16: run forward and loss under bf16 autocast.
-        threads: torch threads of the training process (0: torch's default).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; None picks CUDA if there is one.
-        checkpoint: folder for checkpoints (None: none written).
-        save_every: write a checkpoint every this many steps (0: only after the last step).
-        resume: continue from the latest checkpoint in ``checkpoint``.
-        metrics: JSON-lines file, one object per step (rank 0 only; appended on resume).
-        save: write the encoder's ``state_dict`` here at the end.
-        progress: a progress bar on stderr when it is a terminal.
-        log: where rank 0's lines go (``print`` by default; None for silence).
-    """
-
-    model: str = "greenmim_swin_tiny"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    solver: dict[str, Any] = field(default_factory=dict)
-    steps: int = 10
-    batch_size: int = 8
-    workers: int = 0
-    per_sample: bool = False
-    mask_ratio: float | None = None
-    seed: int = 0
-    data: str | None = None
-    augment: bool = False
-    lr: float = 1.5e-4
-    min_lr: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.05
-    clip_grad: float | None = None
-    bf16: bool = False
-    threads: int = 0
-    device: str | None = None
-    checkpoint: str | None = None
-    save_every: int = 0
-    resume: bool = False
-    metrics: str | None = None
-    save: str | None = None
-    progress: bool = True
-    log: Callable[[str], None] | None = print
-
-    def validate(self) -> None:
-        """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
-        command-line option)."""
-        try:
-            model_info(self.model)
-        except GroupingValueError as exc:  # name the option, keep the list of names
-            raise GroupingValueError("--model" + str(exc)[len("name") :]) from None
-        if not model_info(self.model).pretrain:
-            raise invalid("--model", "a model that grouping pretrain trains", self.model)
-        check_int("--steps", self.steps, minimum=1)
-        check_int("--batch-size", self.batch_size, minimum=1)
-        check_int("--workers", self.workers, minimum=0)
-        check_int("--seed", self.seed, minimum=0)
-        check_int("--threads", self.threads, minimum=0)
-        check_int("--save-every", self.save_every, minimum=0)
-        check_int("--warmup-steps", self.warmup_steps, minimum=0)
-        check_mask_ratio(self.ratio, "--mask-ratio")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise invalid("--lr", "a positive float", self.lr)
-        if self.min_lr < 0 or self.min_lr > self.lr:
-            raise invalid("--min-lr", f"a float in [0, --lr={self.lr}]", self.min_lr)
-        if self.warmup_steps > self.steps:
-            raise invalid("--warmup-steps", f"at most --steps={self.steps}", self.warmup_steps)
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            raise invalid("--clip-grad", "a positive norm", self.clip_grad)
-        if self.resume and not self.checkpoint:
-            raise invalid("--resume", "a --checkpoint DIR to resume from", None)
-        if self.save_every and not self.checkpoint:
-            raise invalid("--save-every", "a --checkpoint DIR to write to", None)
-
-    @property
-    def ratio(self) -> float:
-        """The mask ratio used: ``mask_ratio``, or the model's default."""
-        if self.mask_ratio is None:
-            return float(model_info(self.model).mask_ratio)
-        return self.mask_ratio
-
-    def run_identity(self, global_batch: int) -> dict[str, Any]:
-        """What a checkpoint must agree on to be resumed by this run: the model and its
-        architecture, and the settings that define the data and mask streams."""
-        return {
-            "model": self.model,
-            "overrides": dict(self.overrides),
-            "solver": dict(self.solver),
-            "per_sample": bool(self.per_sample),
-            "mask_ratio": float(self.ratio),
-            "seed": int(self.seed),
-            "global_batch": int(global_batch),
-            "data": "synthetic" if self.data is None else "folder",
-        }
 
 
 def _init_worker(worker_id: int) -> None:
@@ -455,8 +341,7 @@ def _run_steps(
             group["lr"] = lr
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             out = net(inputs, mask=prepared)
-        loss = out[0]  # every model's forward returns the loss first; a dict last: metrics
-        extra = out[-1] if isinstance(out[-1], dict) else {}
+        loss = out.loss  # every pretraining forward returns a NamedTuple: loss, ..., metrics
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip_grad is not None:
@@ -477,7 +362,7 @@ def _run_steps(
             "world_size": ctx.world_size,
             "global_batch": global_batch,
         }
-        for name, value in extra.items():  # e.g. the PSNR of the reconstructions
+        for name, value in out.metrics.items():  # e.g. the PSNR of the reconstructions
             record[name] = float(all_reduce_mean(value.detach().float(), ctx))
         records.append(record)
         if metrics_file is not None:
