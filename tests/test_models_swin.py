@@ -328,13 +328,13 @@ def test_forward_shapes_and_masks() -> None:
     config = CONFIGS["square"]
     model = GreenMIMSwin(config)
     x = _images(config).float()
-    loss, pred, mask = model(x, rng=0)
+    loss, pred, mask = model(x, mask_ratio=0.75, rng=0)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert pred.shape == (2, 16, 16 * 16 * 3)
     assert mask.shape == (2, 4, 4) and torch.equal(mask[0], mask[1]) and int(mask[0].sum()) == 4
-    _, _, mask = model(x, rng=0, per_sample=True)
+    _, _, mask = model(x, mask_ratio=0.75, rng=0, per_sample=True)
     assert mask.sum((1, 2)).tolist() == [4, 4]
-    _, _, again = model(x, rng=0, per_sample=True)
+    _, _, again = model(x, mask_ratio=0.75, rng=0, per_sample=True)
     assert torch.equal(mask, again)  # same seed, same masks
     # nothing masked: loss 0 on no patches, still differentiable
     loss, _, mask = model(x, np.ones(config.unit_grid, dtype=bool))
@@ -362,7 +362,7 @@ def test_mae_loss_decreases_over_20_steps() -> None:
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(20):
-        loss, _, _ = model(images, rng=rng)
+        loss, _, _ = model(images, mask_ratio=0.75, rng=rng)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -403,7 +403,7 @@ def test_dense_baseline_shares_weights() -> None:
     extra = [n for n, p in dense.named_parameters() if id(p) not in ours]
     assert extra == ["mask_token"]
     x = _images(config).float()
-    loss, pred, mask = dense(x, rng=0)
+    loss, pred, mask = dense(x, mask_ratio=0.75, rng=0)
     assert torch.isfinite(loss) and pred.shape == (2, 16, 768) and int(mask[0].sum()) == 4
     loss.backward()
     assert dense.mask_token.grad is not None and mae.encoder.norm.weight.grad is not None

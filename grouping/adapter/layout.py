@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from .. import core as _core
 from ..core.errors import as_int_tuple, invalid
+from ..core.masking import as_bool_mask
 from ..core.plan import GroupingPlan, attention_cost
 from ..core.windows import window_grid, window_index
 from .tensors import map_tensors
@@ -221,14 +222,9 @@ def relative_position_index(coords: Any, window: Any, attn_mask: Any = None) -> 
 
 
 def _as_numpy_mask(token_mask: Any) -> tuple[NDArray[np.bool_], torch.device | None]:
-    if isinstance(token_mask, torch.Tensor):
-        if token_mask.dtype != torch.bool:
-            raise invalid("token_mask", "a bool tensor or array (True = visible)", token_mask)
-        return token_mask.detach().cpu().numpy(), token_mask.device
-    mask = np.asarray(token_mask)
-    if mask.dtype != np.bool_:
-        raise invalid("token_mask", "a bool tensor or array (True = visible)", mask)
-    return mask, None
+    device = token_mask.device if isinstance(token_mask, torch.Tensor) else None
+    mask = as_bool_mask(token_mask, "token_mask", "a bool tensor or array (True = visible)")
+    return mask, device
 
 
 def _mask_plan(

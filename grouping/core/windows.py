@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import as_array, as_int_tuple, check_grid, check_size, invalid
+from .errors import as_int_tuple, check_grid, check_size, invalid
+from .masking import as_bool_mask
 
 __all__ = [
     "visible_window_ids",
@@ -119,9 +120,7 @@ def window_index(grid: tuple[int, ...], window: Any, *, shift: Any = 0) -> NDArr
 
 
 def _split_mask(token_mask: ArrayLike, window: Any, ndim: int | None) -> tuple[np.ndarray, int]:
-    mask = as_array("token_mask", token_mask, "a bool array (True = visible)")
-    if mask.dtype != np.bool_:
-        raise invalid("token_mask", "a bool array (True = visible)", mask)
+    mask = as_bool_mask(token_mask, "token_mask")
     if ndim is None:
         ndim = len(window) if isinstance(window, (tuple, list)) else min(2, mask.ndim)
     elif isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral):

@@ -59,7 +59,7 @@ from ..core.errors import (
     invalid,
 )
 from ..core.layout import MaskUnitLayout, mask_unit_ids, mask_unit_layout, reroll_index
-from ..core.masking import batch_mask
+from ..core.masking import batch_mask, check_mask
 from .layers import DropPath, Mlp, PatchEmbed, gather_visible
 from .mae import HieraMAEOutput, MAEHead, normalize_patches
 from .pos_embed import resample_pos_embed
@@ -305,31 +305,8 @@ def _unit_mask(config: HieraConfig, mask: Any, batch: int | None) -> NDArray[np.
         f"a bool mask [B, {units}] (or [B, *{grid}], or one mask [{units}] for the batch) over "
         "the mask units, True = keep, the same keep count for every sample"
     )
-    if isinstance(mask, torch.Tensor):
-        if mask.dtype != torch.bool:
-            raise invalid("mask", expected, f"a {mask.dtype} tensor")
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.dtype != np.bool_:
-        raise invalid("mask", expected, mask)
-    if mask.shape in ((units,), grid):
-        flat = mask.reshape(1, units)
-        shared = True
-    elif mask.ndim == 2 and mask.shape[1] == units or mask.shape[1:] == grid:
-        flat = mask.reshape(mask.shape[0], units)
-        shared = False
-    else:
-        raise invalid("mask", expected, mask)
-    if not shared and batch is not None and flat.shape[0] != batch:
-        raise invalid("mask", f"{batch} per-sample masks (the batch)", mask)
-    kept = flat.sum(axis=1)
-    if np.any(kept != kept[0]):
-        raise invalid(
-            "mask", "masks with equal keep counts", f"keep counts {kept.tolist()}", expected
-        )
-    if kept[0] == 0:
-        raise invalid("mask", "at least one kept mask unit", mask)
-    return flat if not shared else flat[:1].copy().reshape(-1)
+    checked = check_mask(mask, grid, batch=batch, expected=expected, flat_ok=True, word="keep")
+    return checked.mask.reshape(units if checked.shared else (-1, units))
 
 
 def _no_options(options: Mapping[str, Any]) -> None:

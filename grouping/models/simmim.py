@@ -23,7 +23,7 @@ from torch import nn
 from ..core.errors import invalid
 from ..core.masking import upsample_mask
 from .mae import MAEOutput
-from .step import Preparer
+from .step import Preparer, draw_if_asked
 from .swin import GreenMIMSwin, SwinConfig, SwinMasks, check_images, check_unit_mask, greenmim_swin
 
 __all__ = ["SimMIMStep", "SimMIMSwin", "prepare_simmim", "simmim_swin"]
@@ -111,19 +111,19 @@ class SimMIMSwin(nn.Module):
         images: torch.Tensor,
         mask: Any = None,
         *,
-        mask_ratio: float = 0.75,
+        mask_ratio: float | None = None,
         rng: np.random.Generator | int | None = None,
         per_sample: bool = False,
     ) -> MAEOutput:
         """Same contract as :meth:`GreenMIMSwin.forward`, with a :class:`SimMIMStep` (or a
-        unit mask, or None to draw one)."""
+        unit mask; or None: drawn with ``mask_ratio`` if given, else nothing masked)."""
         mae = self.mae
         images = check_images(images, self.config)
         b = images.shape[0]
         step = mask
         if not isinstance(step, SimMIMStep):
             if step is None:
-                step = mae.sample_mask(b, mask_ratio, rng=rng, per_sample=per_sample)
+                step = draw_if_asked(mae, b, mask_ratio, rng, per_sample)
             step = self.prepare(step, batch=b, device=images.device)
         step.check(b, images.device)
         feats = mae.encoder.forward_dense(images, step.token_visible, self.mask_token)

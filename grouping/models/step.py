@@ -44,7 +44,7 @@ from ..adapter.tensors import first_tensor, map_tensors
 from ..core.errors import invalid
 from ..core.masking import batch_mask
 
-__all__ = ["Preparer", "Step"]
+__all__ = ["Preparer", "Step", "draw_if_asked"]
 
 S = TypeVar("S", bound="Step")
 
@@ -137,3 +137,32 @@ class Preparer:
         A batch of per-sample masks is a stack of such draws, one generator per sample.
         """
         return batch_mask(self.mask_grid, mask_ratio, rng=rng)
+
+
+def draw_if_asked(
+    model: Any,
+    batch: int,
+    mask_ratio: float | None,
+    rng: np.random.Generator | int | None = None,
+    per_sample: bool = False,
+) -> Any:
+    """The mask of a ``forward`` called without one: ``None`` (nothing masked) unless a
+    ``mask_ratio`` is passed, then ``model.sample_mask(batch, mask_ratio, ...)``.
+
+    This is the one meaning of ``mask=None`` in the models (MAE-Hiera keeps the official
+    signature ``forward(x, mask_ratio=0.6, mask=None)``, where the ratio is always given).
+
+    Raises:
+        GroupingValueError: for ``rng`` or ``per_sample`` without a ``mask_ratio`` (they only
+            apply to a draw).
+    """
+    if mask_ratio is None:
+        if rng is not None or per_sample:
+            raise invalid(
+                "mask_ratio",
+                "a mask ratio when rng or per_sample is given (they only apply to a draw)",
+                None,
+                "mask=None without mask_ratio means nothing is masked",
+            )
+        return None
+    return model.sample_mask(batch, mask_ratio, rng=rng, per_sample=per_sample)

@@ -58,10 +58,10 @@ from ..adapter import (
 )
 from ..core.errors import as_int_tuple, check_int, invalid
 from ..core.geometry import StageGeometry, swin_stages
-from ..core.masking import batch_mask, sample_masks, upsample_mask
+from ..core.masking import batch_mask, check_mask, sample_masks, upsample_mask
 from .layers import Mlp, PatchEmbed, gather_visible, patchify
 from .mae import MAEHead, MAEOutput, masked_mse, normalize_patches
-from .step import Preparer, Step
+from .step import Preparer, Step, draw_if_asked
 
 __all__ = [
     "GreenMIMSwin",
@@ -299,33 +299,18 @@ def check_unit_mask(config: SwinConfig, mask: Any, batch: int | None = None) -> 
     units = config.unit_grid
     if mask is None:
         return np.ones(units, dtype=np.bool_)
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
     expected = (
         f"a bool mask [{units[0]}, {units[1]}] or [B, {units[0]}, {units[1]}] on the "
         f"mask-unit grid ({config.mask_unit} px units), True = visible"
     )
-    if mask.dtype != np.bool_:
-        raise invalid("mask", expected, mask)
-    if mask.ndim not in (2, 3) or mask.shape[-2:] != units:
-        raise invalid("mask", expected, mask, "a token-level mask is not accepted")
-    if mask.ndim == 3 and batch is not None and mask.shape[0] != batch:
-        raise invalid("mask", f"{batch} per-sample masks (the batch)", mask)
-    flat = mask.reshape(-1 if mask.ndim == 2 else (mask.shape[0], -1))
-    visible = np.atleast_1d(flat.sum(-1))
-    if np.any(visible != visible[0]):
-        raise invalid(
-            "mask",
-            "per-sample masks with equal visible counts",
-            f"visible counts {visible.tolist()}",
-            "draw them with grouping.sample_masks",
-        )
-    if visible[0] == 0:
-        raise invalid("mask", "at least one visible mask unit", mask)
-    mask = np.array(mask, dtype=np.bool_, order="C")  # a private, read-only copy
-    mask.setflags(write=False)
-    return mask
+    return check_mask(
+        mask,
+        units,
+        batch=batch,
+        expected=expected,
+        hint="draw them with grouping.sample_masks",
+        shape_hint="a token-level mask is not accepted",
+    ).mask
 
 
 def _merge_index(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
@@ -801,14 +786,19 @@ class GreenMIMSwin(MAEHead, nn.Module):
         return batch_mask(grid, mask_ratio, rng=rng)
 
     def _step(
-        self, images: torch.Tensor, mask: Any, mask_ratio: float, rng: Any, per_sample: bool
+        self,
+        images: torch.Tensor,
+        mask: Any,
+        mask_ratio: float | None,
+        rng: Any,
+        per_sample: bool,
     ) -> SwinStep:
         images = check_images(images, self.config)
         if isinstance(mask, SwinStep):
             mask.check(images.shape[0], images.device)
             return mask
         if mask is None:
-            mask = self.sample_mask(images.shape[0], mask_ratio, rng=rng, per_sample=per_sample)
+            mask = draw_if_asked(self, images.shape[0], mask_ratio, rng, per_sample)
         return self.prepare(mask, batch=images.shape[0], device=images.device)
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
@@ -829,27 +819,28 @@ class GreenMIMSwin(MAEHead, nn.Module):
         images: torch.Tensor,
         mask: Any = None,
         *,
-        mask_ratio: float = 0.75,
+        mask_ratio: float | None = None,
         rng: np.random.Generator | int | None = None,
         per_sample: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> MAEOutput:
         """One MAE pass.
 
         Args:
             images: ``[B, C, H, W]``.
             mask: a prepared :class:`SwinStep` (the fast path: nothing is solved here); or,
                 the slow path that solves inside ``forward``, a bool ``[Hu, Wu]`` /
-                ``[B, Hu, Wu]`` unit mask (True = visible) or None to draw one with
-                ``mask_ratio`` and ``rng``.
-            mask_ratio: fraction of units masked when drawing.
+                ``[B, Hu, Wu]`` unit mask (True = visible); or None: a mask drawn with
+                ``mask_ratio`` and ``rng`` when ``mask_ratio`` is given, else nothing masked
+                (the loss is then 0).
+            mask_ratio: fraction of units masked in a drawn mask (None: no draw).
             rng: ``numpy.random.Generator``, int seed or None, for drawing.
             per_sample: draw one mask per sample instead of one for the batch.
 
         Returns:
-            ``(loss, pred, mask)``: the scalar loss on masked patches, ``pred [B, L_f,
-            P*P*C]`` the pixels predicted for every final-stage token (MAE's patch order, see
-            :func:`grouping.models.layers.patchify`), and ``mask`` bool ``[B, Hu, Wu]`` (True =
-            visible).
+            :class:`~grouping.models.mae.MAEOutput` ``(loss, pred, mask)``: the scalar loss
+            on masked patches, ``pred [B, L_f, P*P*C]`` the pixels predicted for every
+            final-stage token (MAE's patch order, see :func:`grouping.models.layers.patchify`),
+            and ``mask`` bool ``[B, Hu, Wu]`` (True = visible).
         """
         step = self._step(images, mask, mask_ratio, rng, per_sample)
         latent = self.encoder(images, step)  # B, N_f, C_f
