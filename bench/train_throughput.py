@@ -26,9 +26,9 @@ the total wait over the total step time of its steady steps (as the loop's summa
 it), so an occasional long wait counts; ``samples_per_s_mean`` is the samples over the total
 time of the steady steps (what a long run would average), beside the median of the per-step
 rates. CPU time per step of the training process is its process time between the starts of
-consecutive steps, read by wrapping the loop's private ``_next_batch`` (the metrics hold no CPU
-time; without that name it is left out). DataLoader workers' CPU time is separate:
-``worker_cpu_total_s``, their whole lives, start-up (numba warm-up) included.
+consecutive steps, read by wrapping the private ``grouping.train.engine._next_batch`` (the
+metrics hold no CPU time; without that name it is left out). DataLoader workers' CPU time is
+separate: ``worker_cpu_total_s``, their whole lives, start-up (numba warm-up) included.
 
 Usage::
 
@@ -111,19 +111,19 @@ def run_train(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     """One training run in this process; its steady-step medians and every step."""
     import torch
 
-    from grouping.train import TrainConfig, loop, train
+    from grouping.train import TrainConfig, engine, train
 
     total = args.warmup + args.steps
     # the process time at the start of every step: the loop fetches each batch first
     marks: list[tuple[float, float]] = []
-    fetch = getattr(loop, "_next_batch", None)
+    fetch = getattr(engine, "_next_batch", None)
     if fetch is not None:
 
         def timed_fetch(it: Any) -> Any:
             marks.append((time.perf_counter(), time.process_time()))
             return fetch(it)
 
-        loop._next_batch = timed_fetch  # type: ignore[attr-defined]
+        engine._next_batch = timed_fetch  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
         metrics = os.path.join(tmp, "metrics.jsonl")
         cfg = TrainConfig(
@@ -151,7 +151,7 @@ def run_train(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         with open(metrics, encoding="utf-8") as f:
             records = [json.loads(line) for line in f if line.strip()]
     if fetch is not None:
-        loop._next_batch = fetch  # type: ignore[attr-defined]
+        engine._next_batch = fetch  # type: ignore[attr-defined]
 
     # CPU of step k: from its start to the next step's (the last one: to train()'s return)
     if len(marks) == len(records) + 1:

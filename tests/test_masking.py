@@ -187,3 +187,69 @@ def test_bad_arguments_raise(name, call):
         call()
     assert isinstance(info.value, ValueError)
     assert "received" in str(info.value)
+
+
+# -- check_mask: the one mask check every family calls -------------------------------------------
+
+
+def _naive_check(arr, grid, batch, count_axes):
+    """Plain-Python statement of check_mask's rule: (mask, shared, visible) or None."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.bool_:
+        return None
+    if arr.shape == grid:
+        rows, shared = [arr], True
+    elif arr.ndim == len(grid) + 1 and arr.shape[1:] == grid:
+        rows, shared = list(arr), False
+        if batch is not None and len(rows) != batch:
+            return None
+    else:
+        return None
+    axes = len(grid) if count_axes is None else count_axes
+    size = math.prod(grid[len(grid) - axes :])
+    counts = [int(v) for row in rows for v in row.reshape(-1, size).sum(axis=1)]
+    if len(set(counts)) != 1 or not 1 <= counts[0] <= size:
+        return None
+    return arr, shared, counts[0]
+
+
+@given(
+    grid=st.integers(1, 2).flatmap(lambda n: st.tuples(*([st.integers(1, 4)] * n))),
+    lead=st.sampled_from([(), (1,), (2,), (3,)]),
+    batch=st.sampled_from([None, 2]),
+    per_row=st.booleans(),
+    data=st.data(),
+)
+def test_check_mask_against_a_plain_statement(grid, lead, batch, per_row, data):
+    arr = data.draw(hnp.arrays(np.bool_, (*lead, *grid)))
+    count_axes = 1 if per_row and len(grid) == 2 else None
+    expected = _naive_check(arr, grid, batch, count_axes)
+    if expected is None:
+        with pytest.raises(GroupingValueError, match="^mask: expected"):
+            gp.core.check_mask(arr, grid, batch=batch, count_axes=count_axes)
+        return
+    checked = gp.core.check_mask(arr, grid, batch=batch, count_axes=count_axes)
+    assert np.array_equal(checked.mask, expected[0])
+    assert (checked.shared, checked.visible) == expected[1:]
+    assert checked.mask.flags.c_contiguous and not checked.mask.flags.writeable
+    assert not np.shares_memory(checked.mask, arr)
+
+
+def test_check_mask_flat_masks_torch_and_messages():
+    torch = pytest.importorskip("torch")
+    grid = (2, 3)
+    flat = np.array([True, False, True, False, True, False])
+    assert gp.core.check_mask(flat, grid, flat_ok=True).mask.shape == grid
+    rows = np.stack([flat, ~flat])
+    checked = gp.core.check_mask(torch.from_numpy(rows), grid, flat_ok=True, batch=2)
+    assert checked.mask.shape == (2, *grid) and not checked.shared and checked.visible == 3
+    with pytest.raises(GroupingValueError, match="mask: expected a bool"):
+        gp.core.check_mask(flat, grid)  # flat only with flat_ok
+    with pytest.raises(GroupingValueError, match="2 per-sample masks"):
+        gp.core.check_mask(np.ones((3, *grid), bool), grid, batch=2)
+    with pytest.raises(GroupingValueError, match="equal keep counts"):
+        gp.core.check_mask(np.stack([flat, ~flat | flat]), grid, flat_ok=True, word="keep")
+    with pytest.raises(GroupingValueError, match="at least one visible slot and at most 2"):
+        gp.core.check_mask(np.ones(grid, bool), grid, count_axes=1, max_visible=2, unit="slot")
+    with pytest.raises(GroupingValueError, match="unit_mask: expected"):
+        gp.core.check_mask(torch.ones(grid), grid, name="unit_mask")

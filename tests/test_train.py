@@ -191,7 +191,8 @@ def test_resume_after_3_of_6_steps_equals_6_straight_steps(tmp_path, monkeypatch
     assert state["step"] == 6 and state["sampler"]["position"] == 6 * 2
     # --steps is the total: nothing is left to do, and a longer run continues from step 6
     assert train(_config(steps=6, checkpoint=str(tmp_path / "b"), resume=True))["steps_run"] == 0
-    assert train(_config(steps=7, checkpoint=str(tmp_path / "b"), resume=True))["steps_run"] == 1
+    longer = _config(steps=7, checkpoint=str(tmp_path / "b"), resume=True, new_schedule=True)
+    assert train(longer)["steps_run"] == 1
 
 
 def test_checkpoint_of_another_model_or_config_is_refused(tmp_path) -> None:
@@ -211,6 +212,70 @@ def test_checkpoint_of_another_model_or_config_is_refused(tmp_path) -> None:
         train(_config(model="simmim_swin_tiny", steps=2, resume=True, checkpoint=str(tmp_path)))
 
 
+@pytest.mark.parametrize(
+    "change, flag",
+    [
+        (dict(steps=4), "--steps"),
+        (dict(lr=2e-3), "--lr"),
+        (dict(min_lr=1e-5), "--min-lr"),
+        (dict(warmup_steps=2), "--warmup-steps"),
+    ],
+)
+def test_resume_with_another_schedule_is_refused_unless_asked(tmp_path, change, flag) -> None:
+    train(_config(steps=3, save_every=2, checkpoint=str(tmp_path)))
+    os.remove(ckpt.checkpoint_path(str(tmp_path), 3))  # resume from step 2 of 3
+    with pytest.raises(CheckpointError, match=f"other {flag} .*--new-schedule") as info:
+        train(_config(resume=True, checkpoint=str(tmp_path), **change))
+    assert flag in str(info.value) and "->" in str(info.value)
+    lines: list[str] = []
+    resumed = train(
+        _config(
+            resume=True, checkpoint=str(tmp_path), new_schedule=True, log=lines.append, **change
+        )
+    )
+    assert resumed["start_step"] == 2
+    assert any(line.startswith("--new-schedule: from step 3 on, " + flag) for line in lines)
+
+
+def test_public_step_loop_yields_one_record_per_step() -> None:
+    from grouping.train.distributed import init_distributed
+    from grouping.train.engine import train_steps
+
+    torch.manual_seed(0)
+    model = create_model("greenmim_swin_tiny", **SWIN_TINY)
+    collator = MaskingCollator(model.preparer(), 0.75, per_sample=True, seed=0, global_batch=2)
+    data = SyntheticImages((64, 64), 3, seed=0)
+    sampler = StreamSampler(None, 2, 3, seed=0)
+    batches = [collator([data[i] for i in idx]) for idx in sampler]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    records = list(
+        train_steps(
+            model,
+            optimizer,
+            batches,
+            steps=range(1, 4),
+            lr_at=lambda step: 1e-3 * step,
+            ctx=init_distributed("cpu"),
+            global_batch=2,
+        )
+    )
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert [r["lr"] for r in records] == [1e-3, 2e-3, 3e-3]
+    assert all(np.isfinite(r["loss"]) and r["global_batch"] == 2 for r in records)
+    with pytest.raises(RuntimeError, match="batch of step 2 received at step 1"):
+        next(
+            train_steps(
+                model,
+                optimizer,
+                batches[1:],
+                steps=range(1, 2),
+                lr_at=lambda step: 1e-3,
+                ctx=init_distributed("cpu"),
+                global_batch=2,
+            )
+        )
+
+
 def test_crash_between_checkpoint_write_and_rename_keeps_the_previous_one(
     tmp_path, monkeypatch
 ) -> None:
@@ -222,11 +287,11 @@ def test_crash_between_checkpoint_write_and_rename_keeps_the_previous_one(
 
     monkeypatch.setattr(ckpt.os, "replace", crash)
     with pytest.raises(OSError, match="simulated"):
-        train(_config(steps=3, checkpoint=str(tmp_path), resume=True))
+        train(_config(steps=3, checkpoint=str(tmp_path), resume=True, new_schedule=True))
     monkeypatch.undo()
     assert ckpt.latest_checkpoint(str(tmp_path)) == good  # the stray temporary is ignored
     assert any(n.startswith(".ckpt-tmp-") for n in os.listdir(tmp_path))
-    resumed = train(_config(steps=3, checkpoint=str(tmp_path), resume=True))
+    resumed = train(_config(steps=3, checkpoint=str(tmp_path), resume=True, new_schedule=True))
     assert resumed["start_step"] == 2
     assert not any(n.startswith(".ckpt-tmp-") for n in os.listdir(tmp_path))
 

@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from ..core.errors import invalid
 
@@ -41,6 +41,9 @@ class ModelInfo:
         summary: one line for listings.
         size_arg: the architecture argument that sets the input size (``--img-size``).
         mask_ratio: the default mask ratio of ``grouping pretrain`` (the paper's).
+        data: what it trains on: ``"images"`` (``model.input_shape`` is ``(C, H, W)`` or
+            ``(C, T, H, W)``; synthetic images or an image folder) or ``"clips"`` (video,
+            audio and label; ``model.clip_spec`` holds the ``SyntheticClips`` arguments).
     """
 
     name: str
@@ -51,6 +54,7 @@ class ModelInfo:
     summary: str = ""
     size_arg: str = "img_size"
     mask_ratio: float = 0.75
+    data: Literal["images", "clips"] = "images"
 
 
 # Swin architectures (timm's SwinTransformer fields). Swin-T: timm's swin_tiny_patch4_window7_224
@@ -159,6 +163,7 @@ _PERCEIVER = (
         summary="Perceiver IO multimodal autoencoding (video + audio + label), small clips",
         size_arg="image_size",
         mask_ratio=0.75,
+        data="clips",
     ),
 )
 

@@ -3,9 +3,10 @@
 ``data`` (image folder and synthetic images addressed by stream position, the sampler),
 ``collate`` (masks drawn and steps prepared in DataLoader workers), ``schedule`` (MAE's
 learning rate), ``checkpoint`` (atomic, ``weights_only`` loading), ``distributed`` (torchrun
-set-up and reductions), ``loop`` (:func:`train`), ``cli`` (the ``grouping pretrain``
-subcommand, torch-free to build). Names are imported lazily: building the command line does
-not import torch.
+set-up and reductions, the only reader of the rank), ``config`` (:class:`TrainConfig`,
+torch-free), ``engine`` (the optimizer-step loop every training command shares,
+:func:`train_steps`), ``loop`` (:func:`train`: set-up, metrics, checkpoints). Names are
+imported lazily: building the command line does not import torch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 _LAZY = {
     "TrainConfig": "config",
     "train": "loop",
+    "train_steps": "engine",
+    "pretrain_forward": "engine",
     "MaskingCollator": "collate",
     "TrainBatch": "collate",
     "ImageFolder": "data",

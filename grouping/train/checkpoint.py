@@ -28,7 +28,9 @@ from ..core.errors import GroupingValueError
 
 __all__ = [
     "CheckpointError",
+    "SCHEDULE_OPTIONS",
     "check_compatible",
+    "check_schedule",
     "checkpoint_path",
     "latest_checkpoint",
     "load_checkpoint",
@@ -133,6 +135,52 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], path:
             f"{', '.join(diffs)} ({detail}). Resume with the same settings or pick another "
             "--checkpoint folder"
         )
+
+
+# the schedule's fields in a checkpoint, and the options that set them
+SCHEDULE_OPTIONS = {
+    "total_steps": "--steps",
+    "lr": "--lr",
+    "min_lr": "--min-lr",
+    "warmup_steps": "--warmup-steps",
+}
+
+
+def check_schedule(
+    saved: Mapping[str, Any], current: Mapping[str, Any], path: str, *, new_schedule: bool
+) -> list[str]:
+    """Refuse to resume with another learning-rate schedule unless it is asked for.
+
+    Another ``--steps``, ``--lr``, ``--min-lr`` or ``--warmup-steps`` than the checkpoint's
+    bends the learning-rate curve from the resumed step on; it is refused unless
+    ``new_schedule`` (``--new-schedule``).
+
+    Args:
+        saved: the checkpoint's ``"schedule"`` entry (:meth:`TrainConfig.schedule`).
+        current: this run's.
+        path: the checkpoint's file, for the message.
+        new_schedule: accept a changed schedule.
+
+    Returns:
+        One ``"--lr 0.0001 -> 0.001"`` entry per changed option (empty if none changed).
+
+    Raises:
+        CheckpointError: for a changed schedule without ``new_schedule``, naming the options
+            with both values.
+    """
+    changes = [
+        f"{flag} {saved.get(key)!r} -> {current.get(key)!r}"
+        for key, flag in SCHEDULE_OPTIONS.items()
+        if saved.get(key) != current.get(key)
+    ]
+    if changes and not new_schedule:
+        raise CheckpointError(
+            f"checkpoint: expected the learning-rate schedule of {path!r}, received other "
+            f"{', '.join(c.split(' ')[0] for c in changes)} ({'; '.join(changes)}). Resume with "
+            "the checkpoint's settings, or pass --new-schedule to follow the new schedule from "
+            "the checkpoint's step"
+        )
+    return changes
 
 
 def _plain(value: Any) -> Any:

@@ -178,13 +178,13 @@ class TrainConfig:
         }
 
     def schedule(self) -> dict[str, Any]:
-        """The learning-rate schedule a checkpoint records and a resumed run must keep
-        (unless ``new_schedule``), keyed by the command-line option."""
+        """The learning-rate schedule a checkpoint records and a resumed run must keep unless
+        ``new_schedule`` (:func:`grouping.train.checkpoint.check_schedule`)."""
         return {
-            "--steps": int(self.steps),
-            "--lr": float(self.lr),
-            "--min-lr": float(self.min_lr),
-            "--warmup-steps": int(self.warmup_steps),
+            "lr": float(self.lr),
+            "min_lr": float(self.min_lr),
+            "warmup_steps": int(self.warmup_steps),
+            "total_steps": int(self.steps),
         }
 
 

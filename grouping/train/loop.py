@@ -7,7 +7,12 @@ weight-decay groups, MAE's warm-up + cosine schedule per step, optional gradient
 bf16 autocast, per-step metrics, DDP under torchrun, and checkpoints that resume exactly.
 
 Set-up and the step loop are apart (as MAE's ``main_pretrain`` and ``engine_pretrain``):
-:func:`train` builds the pieces, :func:`_run_steps` runs them.
+:func:`train` builds the pieces; :func:`grouping.train.engine.train_steps` runs the optimizer
+steps and yields one record per step, between which this module writes the metrics file, the
+progress line and the checkpoints. The loop knows no model kind: the registry's
+``ModelInfo.data`` says which data stream a model trains on, and every model follows the same
+protocol (``preparer()``, ``forward(inputs, mask=step)`` returning ``out.loss`` and
+``out.metrics``, ``encoder_state_dict()``).
 
 Examples:
     >>> from grouping.train import TrainConfig, train
@@ -24,8 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -33,28 +37,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..adapter.tensors import map_tensors
-from ..core.errors import GroupingValueError, invalid
-from ..models.registry import create_model
+from ..core.errors import invalid
+from ..models.registry import create_model, model_info
 from .checkpoint import (
     FORMAT,
     CheckpointError,
     check_compatible,
+    check_schedule,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from .collate import MaskingCollator, TrainBatch
+from .collate import MaskingCollator
 from .config import TrainConfig
 from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
 from .distributed import (
     DistContext,
     all_gather_objects,
-    all_reduce_mean,
     cleanup_distributed,
     init_distributed,
 )
+from .engine import train_steps
 from .schedule import cosine_lr
 
 __all__ = ["TrainConfig", "train"]
@@ -90,7 +94,8 @@ def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torc
 
 
 def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
-    if hasattr(model, "clip_spec"):  # video + audio + label models
+    """The data stream of the model's kind (the registry's ``ModelInfo.data``)."""
+    if model_info(cfg.model).data == "clips":  # video + audio + label
         if cfg.data is not None:
             raise invalid(
                 "--data",
@@ -112,11 +117,10 @@ def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
     return ImageFolder(cfg.data, tuple(size), augment=cfg.augment, seed=cfg.seed)
 
 
-def _encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The encoder's weights (``model.encoder_state_dict()``), else the whole model's."""
-    if hasattr(model, "encoder_state_dict"):
-        return model.encoder_state_dict()
-    return model.state_dict()
+def _input_text(cfg: TrainConfig, model: nn.Module) -> str:
+    if model_info(cfg.model).data == "clips":
+        return "clips " + ", ".join(f"{k}={v}" for k, v in model.clip_spec.items())
+    return f"images {tuple(model.input_shape)}"
 
 
 def _rng_state(ctx: DistContext) -> dict[str, Any]:
@@ -166,21 +170,6 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _original_message(exc: BaseException) -> str:
-    """The message of an error re-raised by a DataLoader worker, without its traceback."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else str(exc)
-    prefix = f"{type(exc).__name__}: "
-    return last[len(prefix) :] if last.startswith(prefix) else last
-
-
-def _next_batch(it: Iterator[TrainBatch]) -> TrainBatch:
-    try:
-        return next(it)
-    except GroupingValueError as exc:  # raised in a worker: keep the message, drop the trace
-        raise type(exc)(_original_message(exc)) from None
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume) a pretraining run; return its summary.
 
@@ -191,8 +180,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     Returns:
         A dict: ``losses`` (one per step run), ``first_loss``, ``last_loss``, ``steps_run``,
         ``start_step``, ``samples_per_s`` (median after the first step), ``data_wait_fraction``
-        (time waiting for data over step time), ``world_size``, ``parameters``, and the paths
-        written.
+        (time waiting for data over step time), ``world_size``, ``rank`` (this process's: only
+        rank 0 writes files), ``parameters``, and the paths written.
     """
     cfg.validate()
     ctx = init_distributed(cfg.device)
@@ -230,24 +219,29 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
             )
         state = load_checkpoint(path)
         check_compatible(state["run"], identity, path)
+        changes = check_schedule(
+            state["schedule"], cfg.schedule(), path, new_schedule=cfg.new_schedule
+        )
+        start = _resumed_step(state, identity, path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start = int(state["step"])
         _restore_rng(state["rng"], ctx, cfg, start)
         if log:
             log(f"resumed from {path} at step {start}")
+            if changes:
+                log(f"--new-schedule: from step {start + 1} on, {'; '.join(changes)}")
 
     parameters = sum(p.numel() for p in model.parameters())
     if log:
-        source = cfg.data or "synthetic images"
+        source = cfg.data or "synthetic data"
         kind = "per-sample" if cfg.per_sample else "batch-shared"
         log(
-            f"pretrain {cfg.model}: {parameters:,} parameters, input "
-            f"{tuple(getattr(model, 'input_shape', ())) or 'video + audio + label'}, "
+            f"pretrain {cfg.model}: {parameters:,} parameters, {_input_text(cfg, model)}, "
             f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
             f"{cfg.ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
             f"thread(s), {ctx.device}"
         )
+
     net: nn.Module = model
     if ctx.distributed:
         net = nn.parallel.DistributedDataParallel(
@@ -292,7 +286,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
 
     summary = _summary(cfg, ctx, records, start, parameters)
     if ctx.is_main and cfg.save:
-        torch.save(_encoder_state(model), cfg.save)
+        torch.save(model.encoder_state_dict(), cfg.save)
         summary["saved"] = cfg.save
     if log and records:
         log(
@@ -317,64 +311,57 @@ def _run_steps(
     metrics_file: Any,
     log: Callable[[str], None] | None,
 ) -> list[dict[str, Any]]:
-    """The step loop; returns one metrics record per step."""
+    """The steps of :func:`~grouping.train.engine.train_steps`, with the metrics file, the
+    progress line and the checkpoints between them; returns one record per step."""
     model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
     progress = _Progress(cfg.steps, cfg.progress, log)
     records: list[dict[str, Any]] = []
-    global_batch = cfg.batch_size * ctx.world_size
-    it = iter(loader)
-    for step in range(start + 1, cfg.steps + 1):
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        batch = _next_batch(it)
-        t1 = time.perf_counter()
-        assert batch.global_step == step - 1, (batch.global_step, step)
-        inputs = map_tensors(batch.inputs, lambda t: t.to(ctx.device, non_blocking=True))
-        prepared = batch.unpack_step(ctx.device, non_blocking=True)
-        lr = cosine_lr(
+
+    def lr_at(step: int) -> float:
+        return cosine_lr(
             step,
             base_lr=cfg.lr,
             total_steps=cfg.steps,
             warmup_steps=cfg.warmup_steps,
             min_lr=cfg.min_lr,
         )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            out = net(inputs, mask=prepared)
-        loss = out.loss  # every pretraining forward returns a NamedTuple: loss, ..., metrics
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_grad is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        optimizer.step()
-        mean_loss = float(all_reduce_mean(loss.detach().float(), ctx))
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)
-        t2 = time.perf_counter()
-        record = {
-            "step": step,
-            "loss": mean_loss,
-            "lr": lr,
-            "samples_per_s": global_batch / (t2 - t0),
-            "step_time_s": t2 - t0,
-            "data_wait_s": t1 - t0,
-            "cpu_time_s": time.process_time() - cpu0,  # this process, all its threads
-            "world_size": ctx.world_size,
-            "global_batch": global_batch,
-        }
-        for name, value in out.metrics.items():  # e.g. the PSNR of the reconstructions
-            record[name] = float(all_reduce_mean(value.detach().float(), ctx))
+
+    for record in train_steps(
+        net,
+        optimizer,
+        loader,
+        steps=range(start + 1, cfg.steps + 1),
+        lr_at=lr_at,
+        ctx=ctx,
+        global_batch=identity["global_batch"],
+        clip_grad=cfg.clip_grad,
+        bf16=cfg.bf16,
+    ):
         records.append(record)
         if metrics_file is not None:
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
         progress.update(record)
+        step = record["step"]
         if cfg.checkpoint and (
             step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
         ):
             _save(cfg, ctx, model, optimizer, step, identity)
     progress.close()
     return records
+
+
+def _resumed_step(state: dict[str, Any], identity: dict[str, Any], path: str) -> int:
+    """The checkpoint's step, checked against its sampler position (one stream, one place)."""
+    step = int(state["step"])
+    position = int(state["sampler"]["position"])
+    if position != step * identity["global_batch"]:
+        raise CheckpointError(
+            f"checkpoint: expected the sampler at sample {step * identity['global_batch']} "
+            f"(step {step} x global batch {identity['global_batch']}), received {path!r} with "
+            f"the sampler at {position}"
+        )
+    return step
 
 
 def _save(
@@ -394,12 +381,7 @@ def _save(
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "schedule": {
-            "lr": cfg.lr,
-            "min_lr": cfg.min_lr,
-            "warmup_steps": cfg.warmup_steps,
-            "total_steps": cfg.steps,
-        },
+        "schedule": cfg.schedule(),
         "sampler": {"position": step * identity["global_batch"], "step": step},
         "rng": rng,
     }
@@ -421,6 +403,7 @@ def _summary(
         "start_step": start,
         "steps_run": len(records),
         "world_size": ctx.world_size,
+        "rank": ctx.rank,
         "parameters": parameters,
         "losses": [r["loss"] for r in records],
         "samples_per_s": rates[len(rates) // 2] if rates else 0.0,
