@@ -378,6 +378,7 @@ class SweepResult(NamedTuple):
             :func:`sweep_group_sizes`); the last size tried when ``complete`` is False.
         complete: False when the sweep stopped at ``SWEEP_MAX_SIZES`` sizes before its cap
             (a larger size might then cost less than the best one found).
+        lower_bounds: int64 ``[S]``, the proven lower bound on the groups at each size.
     """
 
     group_sizes: NDArray[np.int64]
@@ -386,6 +387,13 @@ class SweepResult(NamedTuple):
     best: int
     cap: int
     complete: bool = True
+    lower_bounds: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+
+    @property
+    def optimal(self) -> NDArray[np.bool_]:
+        """bool ``[S]``: the groups at each size are proven minimal (``num_groups`` meets
+        ``lower_bounds``)."""
+        return self.num_groups == self.lower_bounds
 
 
 def _sweep(
@@ -395,6 +403,7 @@ def _sweep(
     max_group_size: int | None,
     node_limit: int | None,
     extra: int = 0,
+    budget: str = "shared",
 ) -> SweepResult:
     total = int(sizes.sum())
     start = int(sizes.max()) if sizes.size else 1
@@ -409,15 +418,20 @@ def _sweep(
     shared = _Budget(auto.nodes * SWEEP_BUDGET, auto.lp_cells * SWEEP_BUDGET, auto.work)
 
     def groups_at(g: int) -> int:
-        given = shared.within(per_size)
-        left = _Budget(given.nodes, given.lp_cells, given.work)
-        packing = _pack(sizes, g, strategy, left)
-        shared.charge(given, left)
+        if budget == "per_size":  # a fresh budget: what solve(counts, g) spends
+            packing = _pack(sizes, g, strategy, _Budget.of(strategy, node_limit))
+        else:
+            given = shared.within(per_size)
+            left = _Budget(given.nodes, given.lp_cells, given.work)
+            packing = _pack(sizes, g, strategy, left)
+            shared.charge(given, left)
+        rows_b.append(packing.lower_bound)
         return packing.offsets.shape[0] - 1
 
     rows_g: list[int] = []
     rows_n: list[int] = []
     rows_c: list[float] = []
+    rows_b: list[int] = []
     best_cost = math.inf
     best = 0
     cap = limit
@@ -454,6 +468,7 @@ def _sweep(
         best,
         cap,
         complete,
+        np.array(rows_b, dtype=np.int64),
     )
 
 
@@ -465,6 +480,7 @@ def sweep_group_sizes(
     max_group_size: int | None = None,
     node_limit: int | None = None,
     extra: int = 0,
+    budget: Literal["shared", "per_size"] = "shared",
 ) -> SweepResult:
     """Attention cost of the best packing at every group size worth trying.
 
@@ -485,7 +501,13 @@ def sweep_group_sizes(
             cells of 8 "auto" calls and one call's bitset words; the sizes after that is spent
             get the greedy packings and the L2 bound only.
         extra: also evaluate this many sizes past the cap (for plots; at most
-            ``SWEEP_MAX_SIZES``).
+            ``SWEEP_MAX_SIZES``). With ``max_group_size=hi`` and ``extra >= hi - m`` the
+            sweep evaluates every size from ``m`` to ``hi`` (up to ``max(m, S)``).
+        budget: ``"shared"`` (the default, what ``solve(counts, "sweep")`` does): the sizes
+            share the budget described under ``node_limit``; ``"per_size"``: every size
+            gets one call's budget, so that each row is what ``solve(counts, g,
+            strategy=strategy)`` finds at that size (a table of sizes rather than a search;
+            up to ``SWEEP_MAX_SIZES`` times one call's time).
 
     Returns:
         A :class:`SweepResult`; empty arrays for all-zero counts.
@@ -506,9 +528,11 @@ def sweep_group_sizes(
     if node_limit is not None:
         node_limit = check_int("node_limit", node_limit, minimum=0)
     extra = check_int("extra", extra, minimum=0)
+    if budget not in ("shared", "per_size"):
+        raise invalid("budget", "'shared' or 'per_size'", budget)
     if sizes.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return SweepResult(empty, empty, np.zeros(0), 0, 0)
+        return SweepResult(empty, empty, np.zeros(0), 0, 0, True, empty)
     if max_group_size is not None and largest > max_group_size:
         raise invalid(
             "max_group_size",
@@ -516,7 +540,7 @@ def sweep_group_sizes(
             max_group_size,
             "a window cannot be split across groups",
         )
-    return _sweep(sizes, channels_, strategy, max_group_size, node_limit, extra)
+    return _sweep(sizes, channels_, strategy, max_group_size, node_limit, extra, budget)
 
 
 def solve(
