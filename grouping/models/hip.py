@@ -64,12 +64,14 @@ from torch import nn
 from ..core.errors import GroupingValueError, as_rng, check_int, invalid
 from ..core.groups import REGROUP_TYPES, GroupLayout, group_layout
 from ..core.masking import groupwise_masks
-from .layers import CrossAttention, Mlp, SquaredReLU
+from .layers import CrossAttention, Mlp, activation_layer, drop_path
 from .mae import HiPMAEOutput
+from .perceiver import PerceiverAttention
 from .step import Preparer, Step
 
 __all__ = [
     "ACTIVATIONS",
+    "HAIKU_ACTIVATIONS",
     "OFFICIAL_TEST_DATASETS",
     "OFFICIAL_TEST_LABEL_MODALITIES",
     "VARIANTS",
@@ -160,7 +162,18 @@ _SHARED_DEFAULTS: dict[str, Any] = dict(
     dropout_prob=0.0,
     drop_path_rate=0.0,
 )
-ACTIVATIONS = ("sq_relu", "relu", "gelu", "gelu_exact", "silu")
+# The official's activation_name (``getattr(jax.nn, name)``, or "sq_relu") -> the name in
+# layers.ACTIVATION_LAYERS. jax.nn.gelu is the tanh approximation; "gelu_exact" is ours.
+HAIKU_ACTIVATIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "sq_relu": "squared_relu",
+        "relu": "relu",
+        "gelu": "gelu_tanh",
+        "gelu_exact": "gelu",
+        "silu": "silu",
+    }
+)
+ACTIVATIONS = tuple(HAIKU_ACTIVATIONS)
 _PER_BLOCK = (
     "num_groups",
     "num_self_attends_per_block",
@@ -174,22 +187,10 @@ _PER_BLOCK = (
 
 
 def _activation(name: str) -> type[nn.Module]:
-    if name == "sq_relu":
-        return SquaredReLU
-    if name == "relu":
-        return nn.ReLU
-    if name == "gelu":  # jax.nn.gelu's default: the tanh approximation
-
-        class GELUTanh(nn.GELU):
-            def __init__(self) -> None:
-                super().__init__(approximate="tanh")
-
-        return GELUTanh
-    if name == "gelu_exact":
-        return nn.GELU
-    if name == "silu":
-        return nn.SiLU
-    raise invalid("activation_name", f"one of {ACTIVATIONS}", name)
+    """The MLP activation of the official ``activation_name`` (see :data:`HAIKU_ACTIVATIONS`)."""
+    if not isinstance(name, str) or name not in HAIKU_ACTIVATIONS:
+        raise invalid("activation_name", f"one of {ACTIVATIONS}", name)
+    return activation_layer(HAIKU_ACTIVATIONS[name])
 
 
 def _variance_scaling_(tensor: torch.Tensor, fan_in: int, scale: float = 1.0) -> torch.Tensor:
@@ -282,13 +283,16 @@ def _attend_mask(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.
 # -- blocks -----------------------------------------------------------------------------------
 
 
-class HiPCrossAttention(nn.Module):
-    """The official ``HiPCrossAttention``: cross-attention from (learned) queries to grouped
-    inputs, then an MLP.
+class HiPCrossAttention(PerceiverAttention):
+    """The official ``HiPCrossAttention``: Perceiver IO's cross-attention layer
+    (:class:`~grouping.models.perceiver.PerceiverAttention`) from (learned) queries to grouped
+    inputs, inside every group.
 
     ``attention = attn(norm_q(q), norm_kv(inputs)) [+ q]``, ``out = attention +
     mlp(norm_mlp(attention))``. Queries and keys are projected to the inputs' width (``qk =
-    v = C_in``), the output to the queries' width.
+    v = C_in``), the output to the queries' width. Besides Perceiver IO's layers it holds the
+    learned latent queries and the U-Net skip's projection, and it zeroes the attention of a
+    group whose keys are all masked (as the official).
 
     Args:
         in_channels: width ``C_in`` of the inputs.
@@ -305,8 +309,10 @@ class HiPCrossAttention(nn.Module):
         residual_channels: width of a U-Net skip added to the queries; a linear map
             (``pre_attention_residual_linear``) projects it when it differs from
             ``out_channels``.
-        use_post_attention_residual: add the queries to the attention output.
-        activation_name: the MLP's activation.
+        use_post_attention_residual: add the queries to the attention output (Perceiver IO's
+            ``use_query_residual``).
+        activation_name: the MLP's activation (the official's name, see
+            :data:`HAIKU_ACTIVATIONS`).
 
     Shape:
         ``forward(inputs [B, G, M, C_in], query_inputs=None [B, G, N, out], residual=None,
@@ -327,7 +333,10 @@ class HiPCrossAttention(nn.Module):
         use_post_attention_residual: bool = False,
         activation_name: str = "sq_relu",
     ) -> None:
-        super().__init__()
+        # Not PerceiverAttention.__init__: the latents and the skip's projection come first,
+        # then Perceiver IO's layers (_add_layers), as Haiku creates them, so that a seeded
+        # initialisation and the parameter order are the official's.
+        nn.Module.__init__(self)
         self.num_heads = check_int("num_cross_attend_heads", num_heads, minimum=1)
         if in_channels % self.num_heads:
             raise invalid("num_cross_attend_heads", f"a divisor of {in_channels}", num_heads)
@@ -346,24 +355,25 @@ class HiPCrossAttention(nn.Module):
         if residual_channels is not None and residual_channels != out_channels:
             self.pre_attention_residual_linear = nn.Linear(residual_channels, out_channels)
             _init_linear(self.pre_attention_residual_linear)
-        self.norm_q = nn.LayerNorm(out_channels)
-        self.norm_kv = nn.LayerNorm(in_channels)
-        self.attn = CrossAttention(
+        self._add_layers(
             out_channels,
             in_channels,
-            self.num_heads,
+            num_heads=self.num_heads,
             qk_channels=in_channels,
             v_channels=in_channels,
+            shape_for_attention="kv",
+            use_query_residual=use_post_attention_residual,
+            widening_factor=check_int("cross_attend_widening_factor", widening_factor, minimum=1),
+            dropout=0.0,
+            act_layer=_activation(activation_name),
             out_dim=out_channels,
+            init_linear=_init_linear,
         )
-        for linear in (self.attn.q, self.attn.k, self.attn.v, self.attn.proj):
-            _init_linear(linear)
-        self.use_post_attention_residual = bool(use_post_attention_residual)
-        self.norm_mlp = nn.LayerNorm(out_channels)
-        width = check_int("cross_attend_widening_factor", widening_factor, minimum=1)
-        self.mlp = Mlp(out_channels, width * out_channels, act_layer=_activation(activation_name))
-        _init_linear(self.mlp.fc1)
-        _init_linear(self.mlp.fc2)
+
+    @property
+    def use_post_attention_residual(self) -> bool:
+        """The official name of :attr:`use_query_residual`."""
+        return self.use_query_residual
 
     def latent_queries(self, batch: int) -> torch.Tensor:
         """The learned queries ``[B, G, N, C]``: every latent at eval time, a random subset of
@@ -378,32 +388,24 @@ class HiPCrossAttention(nn.Module):
             q = q.gather(2, pick[..., None].expand(-1, -1, -1, q.shape[-1]))
         return q
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         inputs: torch.Tensor,
         query_inputs: torch.Tensor | None = None,
         residual: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        b, g, m, c = inputs.shape
+        b, g, m, _ = inputs.shape
         q = self.latent_queries(b) if query_inputs is None else query_inputs
         if residual is not None:
             if self.pre_attention_residual_linear is not None:
                 residual = self.pre_attention_residual_linear(residual)
             q = q + residual
-        n, width = q.shape[2], q.shape[3]
         flat_mask, empty = _attend_mask(None if key_mask is None else key_mask.reshape(b * g, m))
-        attention = self.attn(
-            self.norm_q(q).reshape(b * g, n, width),
-            self.norm_kv(inputs).reshape(b * g, m, c),
-            flat_mask,
-        )
+        attention = self.attention(q, inputs, flat_mask)  # B, G, N, out
         if empty is not None:
-            attention = attention.masked_fill(empty[:, None, None], 0.0)
-        attention = attention.reshape(b, g, n, width)
-        if self.use_post_attention_residual:
-            attention = attention + q
-        return attention + self.mlp(self.norm_mlp(attention))
+            attention = attention.masked_fill(empty.view(b, g, 1, 1), 0.0)
+        return self.output(attention, q)
 
 
 class HiPSelfAttention(nn.Module):
@@ -446,12 +448,7 @@ class HiPSelfAttention(nn.Module):
         self.drop_path_rate = float(drop_path_rate)
 
     def _drop_path(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_path_rate <= 0.0:
-            return x
-        keep = torch.floor(
-            1.0 - self.drop_path_rate + torch.rand(x.shape[0], 1, 1, 1, device=x.device)
-        )
-        return x * keep.to(x.dtype)
+        return drop_path(x, self.drop_path_rate, self.training, scale_by_keep=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, g, n, d = x.shape
@@ -464,14 +461,18 @@ class HiPSelfAttention(nn.Module):
 
 class HiPBlock(nn.Module):
     """The official ``PerceiverBlock``: a :class:`HiPCrossAttention` from learned latents (with
-    the post-attention residual), then a stack of :class:`HiPSelfAttention` layers."""
+    the post-attention residual), then a stack of :class:`HiPSelfAttention` layers.
+
+    ``index_dim_train`` / ``index_dim_eval`` are the latent counts per group at train / eval
+    time (``train <= eval``; :class:`HiP` checks its processor's overrides and passes
+    ``z_index_dim`` for both elsewhere).
+    """
 
     def __init__(
         self,
         in_channels: int,
         *,
         num_groups: int,
-        index_dim: int,
         channels: int,
         num_self_attends: int,
         num_self_attend_heads: int,
@@ -479,27 +480,14 @@ class HiPBlock(nn.Module):
         num_cross_attend_heads: int,
         cross_attend_widening_factor: int,
         residual_channels: int | None,
-        index_dim_train: int | None,
-        index_dim_eval: int | None,
+        index_dim_train: int,
+        index_dim_eval: int,
         activation_name: str,
         dropout_prob: float,
         drop_path_rate: float,
     ) -> None:
         super().__init__()
-        if index_dim_train is not None and index_dim_eval is not None:
-            raise invalid(
-                "processor_index_dim_train",
-                "None when processor_index_dim_eval is set (only one may be overridden)",
-                index_dim_train,
-            )
-        n_train = index_dim if index_dim_train is None else index_dim_train
-        n_eval = index_dim if index_dim_eval is None else index_dim_eval
-        if n_eval < n_train:
-            raise invalid(
-                "processor_index_dim_eval",
-                f"at least the train-time latent count {n_train}",
-                n_eval,
-            )
+        assert index_dim_train <= index_dim_eval, (index_dim_train, index_dim_eval)
         self.num_groups = num_groups
         self.projector = HiPCrossAttention(
             in_channels,
@@ -507,8 +495,8 @@ class HiPBlock(nn.Module):
             num_heads=num_cross_attend_heads,
             widening_factor=cross_attend_widening_factor,
             num_groups=num_groups,
-            index_dim_train=n_train,
-            index_dim_eval=n_eval,
+            index_dim_train=index_dim_train,
+            index_dim_eval=index_dim_eval,
             residual_channels=residual_channels,
             use_post_attention_residual=True,
             activation_name=activation_name,
@@ -805,11 +793,15 @@ class HiP(nn.Module):
         in_channels = e
         for i in range(self.num_blocks):
             mirror = self.num_blocks - i - 1
+            n_train = n_eval = self.z_index_dim[i]
+            if i == self.processor_index and processor_index_dim_train is not None:
+                n_train = processor_index_dim_train  # checked above: at most z_index_dim
+            if i == self.processor_index and processor_index_dim_eval is not None:
+                n_eval = processor_index_dim_eval  # checked above: at least z_index_dim
             self.blocks.append(
                 HiPBlock(
                     in_channels,
                     num_groups=self.num_groups[i],
-                    index_dim=self.z_index_dim[i],
                     channels=self.num_z_channels[i],
                     num_self_attends=self.num_self_attends_per_block[i],
                     num_self_attend_heads=self.num_self_attend_heads[i],
@@ -819,10 +811,8 @@ class HiP(nn.Module):
                     residual_channels=(
                         self.num_z_channels[mirror] if i > self.processor_index else None
                     ),
-                    index_dim_train=(
-                        processor_index_dim_train if i == self.processor_index else None
-                    ),
-                    index_dim_eval=processor_index_dim_eval if i == self.processor_index else None,
+                    index_dim_train=n_train,
+                    index_dim_eval=n_eval,
                     activation_name=activation_name,
                     dropout_prob=dropout_prob,
                     drop_path_rate=drop_path_rate,

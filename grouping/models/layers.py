@@ -14,7 +14,8 @@ models.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -24,14 +25,18 @@ from torch import nn
 from ..core.errors import as_int_tuple, check_int, invalid
 
 __all__ = [
+    "ACTIVATION_LAYERS",
     "Attention",
     "Block",
     "CrossAttention",
     "DropPath",
+    "GELUTanh",
     "Mlp",
     "PatchEmbed",
     "SquaredReLU",
+    "activation_layer",
     "attend",
+    "drop_path",
     "gather_visible",
     "patchify",
     "place_visible",
@@ -183,14 +188,33 @@ def unpatchify(patches: torch.Tensor, patch: int, grid: tuple[int, int]) -> torc
     return x.reshape(b, -1, h * patch, w * patch)
 
 
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: zero whole samples with probability ``p``, scale the rest by
-    ``1 / (1 - p)`` (timm's ``drop_path`` with ``scale_by_keep``)."""
+def drop_path(
+    x: torch.Tensor, p: float, training: bool, scale_by_keep: bool = True
+) -> torch.Tensor:
+    """Stochastic depth (timm's ``drop_path``): zero whole samples with probability ``p``.
+
+    Args:
+        x: ``[B, ...]``; one draw per sample (index of the first axis), broadcast over the rest.
+        p: the drop probability, in ``[0, 1)``.
+        training: drop only at train time (the identity otherwise, and at ``p = 0``).
+        scale_by_keep: scale the kept samples by ``1 / (1 - p)`` (timm's default), so that the
+            expectation is unchanged; False keeps them as they are (HiP's official
+            ``StochasticDepth``).
+
+    Returns:
+        A tensor like ``x``.
+
+    Example:
+        >>> y = drop_path(torch.ones(4, 3), 0.5, True, scale_by_keep=False)
+        >>> bool(((y == 0) | (y == 1)).all()), bool((y.std(dim=1) == 0).all())
+        (True, True)
+    """
     if p == 0.0 or not training:
         return x
     keep = 1.0 - p
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
+    draw = x.new_empty(shape).bernoulli_(keep)
+    return x * (draw.div_(keep) if scale_by_keep else draw)
 
 
 # -- modules -------------------------------------------------------------------------------------
@@ -199,17 +223,18 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 class DropPath(nn.Module):
     """Stochastic depth per sample (see :func:`drop_path`); the identity at ``p = 0``."""
 
-    def __init__(self, p: float = 0.0) -> None:
+    def __init__(self, p: float = 0.0, scale_by_keep: bool = True) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise invalid("drop_path", "a probability in [0, 1)", p)
         self.p = float(p)
+        self.scale_by_keep = bool(scale_by_keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.p, self.training)
+        return drop_path(x, self.p, self.training, self.scale_by_keep)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" + ("" if self.scale_by_keep else ", scale_by_keep=False")
 
 
 class SquaredReLU(nn.Module):
@@ -217,6 +242,50 @@ class SquaredReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x).square()
+
+
+class GELUTanh(nn.GELU):
+    """GELU's tanh approximation (``jax.nn.gelu``'s default, transformers' ``gelu_new``)."""
+
+    def __init__(self) -> None:
+        super().__init__(approximate="tanh")
+
+
+# The one table of MLP activations, by the names every family uses: "gelu" is the exact (erf)
+# GELU, "gelu_tanh" its tanh approximation. Families that read other names (HiP's Haiku
+# arguments, transformers' hidden_act) map them to these where their arguments come in.
+ACTIVATION_LAYERS: Mapping[str, type[nn.Module]] = MappingProxyType(
+    {
+        "gelu": nn.GELU,
+        "gelu_tanh": GELUTanh,
+        "relu": nn.ReLU,
+        "silu": nn.SiLU,
+        "squared_relu": SquaredReLU,
+    }
+)
+
+
+def activation_layer(
+    name: str, *, choices: Sequence[str] | None = None, arg: str = "activation"
+) -> type[nn.Module]:
+    """The activation module class called ``name`` in :data:`ACTIVATION_LAYERS`.
+
+    Args:
+        name: a key of :data:`ACTIVATION_LAYERS`.
+        choices: the names the caller accepts (default: all of them).
+        arg: the argument's name in the error.
+
+    Raises:
+        GroupingValueError: for a name outside ``choices``.
+
+    Example:
+        >>> activation_layer("gelu_tanh")().approximate
+        'tanh'
+    """
+    allowed = tuple(ACTIVATION_LAYERS) if choices is None else tuple(choices)
+    if not isinstance(name, str) or name not in allowed or name not in ACTIVATION_LAYERS:
+        raise invalid(arg, f"one of {allowed}", name)
+    return ACTIVATION_LAYERS[name]
 
 
 class Mlp(nn.Module):

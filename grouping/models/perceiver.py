@@ -35,7 +35,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..core.errors import as_int_tuple, check_int, invalid
-from .layers import CrossAttention, Mlp, gather_visible
+from .layers import CrossAttention, Mlp, activation_layer, gather_visible
 from .mae import MultimodalOutput
 from .step import Preparer, Step
 
@@ -74,20 +74,7 @@ __all__ = [
     "psnr",
 ]
 
-ACTIVATIONS = ("gelu", "gelu_tanh")
-
-
-def _activation(name: str) -> type[nn.Module]:
-    if name == "gelu":
-        return nn.GELU
-    if name == "gelu_tanh":
-
-        class GELUTanh(nn.GELU):
-            def __init__(self) -> None:
-                super().__init__(approximate="tanh")
-
-        return GELUTanh
-    raise invalid("activation", f"one of {ACTIVATIONS}", name)
+ACTIVATIONS = ("gelu", "gelu_tanh")  # of layers.ACTIVATION_LAYERS: exact and tanh GELU
 
 
 # -- position encodings --------------------------------------------------------------------------
@@ -442,6 +429,39 @@ class PerceiverAttention(nn.Module):
         out_dim: int | None = None,
     ) -> None:
         super().__init__()
+        self._add_layers(
+            q_dim,
+            kv_dim,
+            num_heads=num_heads,
+            qk_channels=qk_channels,
+            v_channels=v_channels,
+            shape_for_attention=shape_for_attention,
+            use_query_residual=use_query_residual,
+            widening_factor=check_int("widening_factor", widening_factor, minimum=1),
+            dropout=dropout,
+            act_layer=activation_layer(activation, choices=ACTIVATIONS),
+            out_dim=out_dim,
+        )
+
+    def _add_layers(
+        self,
+        q_dim: int,
+        kv_dim: int | None,
+        *,
+        num_heads: int,
+        qk_channels: int | None,
+        v_channels: int | None,
+        shape_for_attention: str,
+        use_query_residual: bool,
+        widening_factor: int,
+        dropout: float,
+        act_layer: type[nn.Module],
+        out_dim: int | None,
+        init_linear: Callable[[nn.Linear], None] | None = None,
+    ) -> None:
+        """Build the layers in their order: ``norm_q``, ``norm_kv``, ``attn``, ``norm_mlp``,
+        ``mlp``. ``init_linear`` re-initialises every linear map right after the module that
+        holds it is built (HiP's Haiku initialisation: the same draws in the same order)."""
         cross = kv_dim is not None
         if shape_for_attention not in ("q", "kv"):
             raise invalid("shape_for_attention", "'q' or 'kv'", shape_for_attention)
@@ -462,13 +482,51 @@ class PerceiverAttention(nn.Module):
             out_dim=out,
             attn_drop=dropout,
         )
+        if init_linear is not None:
+            for linear in (self.attn.q, self.attn.k, self.attn.v, self.attn.proj):
+                init_linear(linear)
         self.use_query_residual = bool(use_query_residual)
         self.norm_mlp = nn.LayerNorm(out)
-        self.mlp = Mlp(
-            out,
-            check_int("widening_factor", widening_factor, minimum=1) * out,
-            act_layer=_activation(activation),
-        )
+        self.mlp = Mlp(out, widening_factor * out, act_layer=act_layer)
+        if init_linear is not None:
+            init_linear(self.mlp.fc1)
+            init_linear(self.mlp.fc2)
+
+    def attention(
+        self,
+        x: torch.Tensor,
+        inputs: torch.Tensor | ConcatInputs | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The attention branch alone: ``attend(norm_q(x), norm_kv(inputs))``.
+
+        ``x [*lead, N, q_dim]`` and ``inputs [*lead, M, kv_dim]`` may have leading axes
+        besides the batch (HiP's groups): they are flattened for the attention only, so
+        ``attn_mask`` broadcasts to ``[prod(lead), h, N, M]``. Returns ``[*lead, N,
+        out_dim]``; for self-attention the keys/values are the normed queries.
+        """
+        q = self.norm_q(x)
+        if not self.cross:
+            kv = q
+        elif isinstance(inputs, ConcatInputs):  # the shared table normed and projected once
+            drop = self.attn.attn_drop if self.training else 0.0
+            return concat_cross_attention(self.attn, self.norm_kv, q, inputs, attn_mask, drop)
+        elif inputs is None:
+            raise invalid("inputs", "a key/value tensor for cross-attention", None)
+        else:
+            kv = self.norm_kv(inputs)
+        if q.dim() == 3:
+            return self.attn(q, kv, attn_mask)
+        lead = q.shape[:-2]
+        y = self.attn(q.reshape(-1, *q.shape[-2:]), kv.reshape(-1, *kv.shape[-2:]), attn_mask)
+        return y.reshape(*lead, *y.shape[-2:])  # *lead, N, out_dim
+
+    def output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The rest of the layer after :meth:`attention`: ``y [+ x]`` (the query residual),
+        then that plus ``mlp(norm_mlp(.))``."""
+        if self.use_query_residual:
+            y = y + x
+        return y + self.mlp(self.norm_mlp(y))
 
     def forward(
         self,
@@ -476,19 +534,7 @@ class PerceiverAttention(nn.Module):
         inputs: torch.Tensor | ConcatInputs | None = None,
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        q = self.norm_q(x)
-        if not self.cross:
-            y = self.attn(q, q, attn_mask)
-        elif isinstance(inputs, ConcatInputs):  # the shared table normed and projected once
-            drop = self.attn.attn_drop if self.training else 0.0
-            y = concat_cross_attention(self.attn, self.norm_kv, q, inputs, attn_mask, drop)
-        elif inputs is None:
-            raise invalid("inputs", "a key/value tensor for cross-attention", None)
-        else:
-            y = self.attn(q, self.norm_kv(inputs), attn_mask)
-        if self.use_query_residual:
-            y = y + x
-        return y + self.mlp(self.norm_mlp(y))
+        return self.output(self.attention(x, inputs, attn_mask), x)
 
 
 class PerceiverEncoder(nn.Module):
