@@ -237,6 +237,17 @@ def test_resume_with_another_schedule_is_refused_unless_asked(tmp_path, change, 
     assert any(line.startswith("--new-schedule: from step 3 on, " + flag) for line in lines)
 
 
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_accumulation_follows_the_whole_batch(per_sample) -> None:
+    """Batch 2 with 3 accumulation steps follows batch 6's loss curve (MAE's accum_iter): the
+    same samples, the same per-sample masks (or the same shared mask per optimizer step)."""
+    common = dict(steps=6, per_sample=per_sample, warmup_steps=2)
+    whole = train(_config(batch_size=6, **common))
+    accumulated = train(_config(batch_size=2, accum_steps=3, **common))
+    np.testing.assert_allclose(accumulated["losses"], whole["losses"], rtol=1e-5)
+    assert accumulated["losses"] != train(_config(batch_size=2, **common))["losses"]
+
+
 def test_public_step_loop_yields_one_record_per_step() -> None:
     from grouping.train.distributed import init_distributed
     from grouping.train.engine import train_steps

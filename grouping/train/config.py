@@ -70,6 +70,12 @@ class TrainConfig:
     )
     steps: int = option(10, "total optimizer steps; with --resume, continue up to N", metavar="N")
     batch_size: int = option(8, "samples per step per process", metavar="B")
+    accum_steps: int = option(
+        1,
+        "batches per optimizer step (gradient accumulation, MAE's accum_iter): batch B with K "
+        "steps follows batch B*K's loss curve; the global batch is B x processes x K",
+        metavar="K",
+    )
     workers: int = option(0, "DataLoader workers; 0 = masks and plans made in-process", metavar="W")
     per_sample: bool = option(
         False, "one mask per sample (default: one mask per batch, GreenMIM's choice)"
@@ -137,6 +143,7 @@ class TrainConfig:
             raise invalid("--model", "a model that grouping pretrain trains", self.model)
         check_int("--steps", self.steps, minimum=1)
         check_int("--batch-size", self.batch_size, minimum=1)
+        check_int("--accum-steps", self.accum_steps, minimum=1)
         check_int("--workers", self.workers, minimum=0)
         check_int("--seed", self.seed, minimum=0)
         check_int("--threads", self.threads, minimum=0)

@@ -205,7 +205,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     model.to(ctx.device)
     model.train()
     optimizer = _optimizer(model, cfg, ctx.device)
-    global_batch = cfg.batch_size * ctx.world_size
+    global_batch = cfg.batch_size * ctx.world_size * cfg.accum_steps  # per optimizer step
     identity = cfg.run_identity(global_batch)
     torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank)  # dropout / drop path, per process
 
@@ -252,11 +252,11 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     sampler = StreamSampler(
         None if cfg.data is None else len(dataset),
         cfg.batch_size,
-        cfg.steps,
+        cfg.steps * cfg.accum_steps,  # one sampler batch per accumulation step
         rank=ctx.rank,
         world_size=ctx.world_size,
         seed=cfg.seed,
-        start_step=start,
+        start_step=start * cfg.accum_steps,
     )
     collator = MaskingCollator(
         preparer,
@@ -334,6 +334,7 @@ def _run_steps(
         lr_at=lr_at,
         ctx=ctx,
         global_batch=identity["global_batch"],
+        accum_steps=cfg.accum_steps,
         clip_grad=cfg.clip_grad,
         bf16=cfg.bf16,
     ):
