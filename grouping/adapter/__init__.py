@@ -1,10 +1,11 @@
 """The torch adapter: grouping plans turned into tensors, masks and grouped window attention.
 
 One file per concern: ``layout`` (plan -> gather indices, attention masks, relative position
-indices), ``ops`` (group / ungroup), ``masks`` (additive, FlexAttention and varlen forms),
-``attention`` (:class:`GroupedWindowAttention`, and the dense window attention it is
-measured against), ``tensors`` (moving nested structures of tensors). Hiera's mask units and
-HiP's groups will sit beside them.
+indices), ``ops`` (group / ungroup visible windows), ``masks`` (additive, FlexAttention and
+varlen forms), ``attention`` (:class:`GroupedWindowAttention`, and the dense window attention
+it is measured against), ``tensors`` (moving nested structures of tensors), ``groups`` (HiP's
+groups of concatenated modalities: group, ungroup, regroup, gather slots). Hiera's mask units
+will sit beside them.
 """
 
 from .attention import (
@@ -18,6 +19,7 @@ from .attention import (
     shifted_window_mask,
     window_relative_index,
 )
+from .groups import gather_slots, group_modalities, regroup, ungroup_modalities
 from .layout import (
     MODES,
     WindowLayout,
@@ -44,14 +46,18 @@ __all__ = [
     "default_attention_impl",
     "dense_window_attention",
     "first_tensor",
+    "gather_slots",
+    "group_modalities",
     "group_tokens",
     "grouped_attention",
     "map_tensors",
     "pack_tensors",
+    "regroup",
     "relative_position_bias",
     "relative_position_index",
     "shifted_window_mask",
     "token_attention_mask",
+    "ungroup_modalities",
     "ungroup_tokens",
     "varlen_offsets",
     "window_layout",

@@ -17,6 +17,9 @@ gathers:
   L'``, either a plain reshape (``"reshape"``: neighbouring groups merge) or a reshape of the
   transposed ``[L, G]`` array (``"transpose_reshape"``: every output group mixes all input
   groups).
+* :func:`groupwise_slots` reads a group-wise mask (the same number of visible slots in every
+  group, as :func:`~grouping.core.groupwise_masks` draws): the visible slots of every group, the
+  masked ones, and which masked slots hold a real token (the loss is taken there).
 
 Tokens of the concatenated input are numbered modality after modality, in the order given:
 token ``t`` of modality ``m`` is ``offset[m] + t`` with ``offset[m] = sum(N[:m])``. Slots are
@@ -38,22 +41,25 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .errors import GroupingValueError, as_array, check_int, check_size, invalid
+from .masking import check_mask
 
 __all__ = [
     "MAX_GROUPS",
     "REGROUP_TYPES",
     "GroupLayout",
     "GroupLayoutError",
+    "GroupSlots",
     "assign_groups",
     "check_group_layout",
     "group_array",
     "group_layout",
+    "groupwise_slots",
     "regroup_index",
     "ungroup_array",
 ]
@@ -433,3 +439,90 @@ def ungroup_array(y: ArrayLike, layout: GroupLayout) -> NDArray[Any]:
         raise invalid("y", f"an array with groups {shape} on axes {axis}, {axis + 1}", arr)
     flat = arr.reshape(arr.shape[:axis] + (-1,) + arr.shape[axis + 2 :])
     return np.take(flat, layout.inverse, axis=axis)
+
+
+class GroupSlots(NamedTuple):
+    """The slots of a group-wise mask (:func:`groupwise_slots`).
+
+    Slots are positions inside a group, ``0 <= slot < L``. Arrays have ``R`` rows: 1 for a mask
+    shared by the batch, ``B`` for per-sample masks.
+
+    Attributes:
+        visible: int64 ``[R, G, K]``: the visible slots of every group, ascending.
+        masked: int64 ``[R, G, L - K]``: the masked slots, ascending.
+        scored: bool ``[R, G, L - K]``: True where a masked slot holds a real token (not
+            padding).
+        shared: True for one mask shared by the batch.
+    """
+
+    visible: NDArray[np.int64]
+    masked: NDArray[np.int64]
+    scored: NDArray[np.bool_]
+    shared: bool
+
+
+def groupwise_slots(
+    mask: Any,
+    grid: tuple[int, int],
+    *,
+    padding_slots: Sequence[int] = (),
+    batch: int | None = None,
+) -> GroupSlots:
+    """The visible, masked and scored slots of every group of a group-wise mask.
+
+    Args:
+        mask: bool ``[G, L]`` (shared by the batch) or ``[B, G, L]`` (one per sample), numpy or
+            torch, True = visible, with the same number ``K`` of visible slots in every group,
+            ``1 <= K < L`` (:func:`~grouping.core.groupwise_masks` draws such masks).
+        grid: ``(G, L)``, the groups and their length.
+        padding_slots: the flat slots ``g * L + l`` that hold padding
+            (``np.flatnonzero(layout.padding)`` of a :class:`GroupLayout`): never scored.
+        batch: the batch a per-sample mask must fit, if known.
+
+    Returns:
+        A :class:`GroupSlots`; ``visible`` and ``masked`` split every group's slots (a stable
+        sort puts the visible ones first), C-contiguous, writable.
+
+    Raises:
+        GroupingValueError: a mask that is not bool ``[G, L]`` / ``[B, G, L]``, another batch,
+            unequal visible counts, no visible or no masked slot in a group, or a padding slot
+            outside the grid.
+
+    Examples:
+        >>> mask = np.array([[1, 0, 0, 1], [0, 1, 1, 0]], bool)
+        >>> slots = groupwise_slots(mask, (2, 4), padding_slots=(7,))
+        >>> slots.visible.tolist(), slots.masked.tolist()
+        ([[[0, 3], [1, 2]]], [[[1, 2], [0, 3]]])
+        >>> slots.scored.tolist(), slots.shared
+        ([[[True, True], [True, False]]], True)
+    """
+    num_groups = check_int("num_groups", grid[0], minimum=1)
+    group_len = check_int("group_len", grid[1], minimum=1)
+    shape = (num_groups, group_len)
+    checked = check_mask(
+        mask,
+        shape,
+        batch=batch,
+        count_axes=1,
+        max_visible=group_len - 1,
+        unit="slot",
+        scope="group",
+        hint="groupwise_masks draws such masks",
+    )
+    rows = checked.mask.reshape(-1, *shape)  # R, G, L
+    padding = np.zeros(num_groups * group_len, dtype=bool)
+    slots = np.asarray(padding_slots, dtype=np.int64).reshape(-1)
+    if slots.size and (slots.min() < 0 or slots.max() >= padding.size):
+        raise invalid("padding_slots", f"flat slots in [0, {padding.size})", padding_slots)
+    padding[slots] = True
+    k = checked.visible
+    order = np.argsort(~rows, axis=-1, kind="stable")  # visible slots first, each ascending
+    visible, masked = order[..., :k], order[..., k:]
+    real = ~np.broadcast_to(padding.reshape(shape), rows.shape)
+    scored = np.take_along_axis(real, masked, axis=-1)
+    return GroupSlots(
+        visible=np.ascontiguousarray(visible, dtype=np.int64),
+        masked=np.ascontiguousarray(masked, dtype=np.int64),
+        scored=np.ascontiguousarray(scored),
+        shared=checked.shared,
+    )

@@ -61,8 +61,9 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from ..adapter.groups import gather_slots, group_modalities, regroup, ungroup_modalities
 from ..core.errors import GroupingValueError, as_rng, check_int, invalid
-from ..core.groups import REGROUP_TYPES, GroupLayout, group_layout
+from ..core.groups import REGROUP_TYPES, GroupLayout, group_layout, groupwise_slots
 from ..core.masking import groupwise_masks
 from .layers import CrossAttention, Mlp, activation_layer, drop_path
 from .mae import HiPMAEOutput
@@ -80,7 +81,6 @@ __all__ = [
     "HiPMAE",
     "HiPStep",
     "HaikuParamsError",
-    "group_tokens",
     "hip_16",
     "hip_16x3",
     "hip_256",
@@ -89,8 +89,6 @@ __all__ = [
     "load_haiku_params",
     "mae_hip",
     "prepare_hip",
-    "regroup",
-    "ungroup_tokens",
 ]
 
 # The official variants (perceiver.py's VARIANTS), one tuple entry per block.
@@ -207,50 +205,12 @@ def _init_linear(linear: nn.Linear, scale: float = 1.0) -> None:
         nn.init.zeros_(linear.bias)
 
 
-# -- token ops --------------------------------------------------------------------------------
+# -- token ops: grouping.adapter.groups ------------------------------------------------------
 
-
-def group_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Group concatenated tokens: ``[B, N, C] -> [B, G, L, C]`` with zero padding slots.
-
-    Args:
-        x: the modalities concatenated along the tokens, ``[B, N, C]``.
-        index: int64 ``[G, L]`` from :class:`~grouping.core.GroupLayout` (``-1`` = padding).
-    """
-    b, n, c = x.shape
-    padded = torch.cat([x, x.new_zeros(b, 1, c)], dim=1)
-    flat = torch.where(index >= 0, index, n).reshape(-1)
-    return padded.index_select(1, flat).reshape(b, *index.shape, c)
-
-
-def ungroup_tokens(y: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`group_tokens`: ``[B, G, L, C] -> [B, N, C]`` (padding dropped).
-
-    Args:
-        y: grouped tokens.
-        inverse: int64 ``[N]``, the slot of every token (:attr:`GroupLayout.inverse`).
-    """
-    b, g, length, c = y.shape
-    return y.reshape(b, g * length, c).index_select(1, inverse)
-
-
-def regroup(x: torch.Tensor, num_output_groups: int, regroup_type: str = "reshape") -> torch.Tensor:
-    """The official ``regroup``: ``[B, G, N, C] -> [B, G', G * N / G', C]``.
-
-    ``"reshape"`` merges neighbouring groups; ``"transpose_reshape"`` reshapes the ``[B, N, G,
-    C]`` transpose, so every output group mixes all input groups. The gather index of either is
-    :func:`grouping.core.regroup_index`.
-    """
-    b, g, n, c = x.shape
-    if (g * n) % num_output_groups:
-        raise invalid(
-            "num_groups",
-            f"a group count that divides the {g} x {n} = {g * n} latents of the previous block",
-            num_output_groups,
-        )
-    if regroup_type == "transpose_reshape":
-        x = x.transpose(1, 2)
-    return x.reshape(b, num_output_groups, g * n // num_output_groups, c)
+# The names these functions had here (the adapter's group_tokens / ungroup_tokens are the
+# window groups of a WindowLayout, another thing).
+group_tokens = group_modalities
+ungroup_tokens = ungroup_modalities
 
 
 def _official_ungroup(
@@ -823,7 +783,12 @@ class HiP(nn.Module):
             self.num_z_channels[-1], e, num_heads=1, activation_name=activation_name
         )
         self._layouts: dict[tuple[int, ...], GroupLayout] = {}
-        self._layout_tensors: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._layout_buffers: dict[tuple[int, ...], int] = {}  # index_dims -> buffer number
+        encoded = self._encoded_modalities()
+        for mods in self.datasets.values():  # each dataset's layout, in its order
+            dims = [self.modalities[m][0] for m in mods if m in encoded]
+            if dims:
+                self._layout_buffer_number(self.layout(dims), torch.device("cpu"))
 
     # -- construction helpers (overridden by the class bottleneck) --
 
@@ -866,18 +831,34 @@ class HiP(nn.Module):
             self._layouts[key] = group_layout(self.num_groups[0], key)
         return self._layouts[key]
 
+    def _layout_buffer_number(self, layout: GroupLayout, device: torch.device) -> int:
+        """The number ``k`` of ``layout``'s non-persistent buffers ``_layout_index_k``,
+        ``_layout_inverse_k`` and (with padding) ``_layout_real_k``, registered on ``device``
+        the first time: each dataset's layout at construction, another input order when it is
+        first seen. They move with ``.to(device)`` and stay out of ``state_dict``."""
+        key = layout.index_dims
+        if key not in self._layout_buffers:
+            k = len(self._layout_buffers)
+            tensors = {
+                "index": torch.from_numpy(layout.index),  # G, L
+                "inverse": torch.from_numpy(layout.inverse),  # N
+            }
+            if layout.padding.any():
+                tensors["real"] = torch.from_numpy(~layout.padding).unsqueeze(0)  # 1, G, L
+            for name, tensor in tensors.items():
+                self.register_buffer(f"_layout_{name}_{k}", tensor.to(device), persistent=False)
+            self._layout_buffers[key] = k
+        return self._layout_buffers[key]
+
     def layout_tensors(
         self, layout: GroupLayout, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(index [G, L], inverse [N])`` of ``layout`` as int64 tensors on ``device``, cached
-        (built once per layout and device, not every forward)."""
-        key = (layout.index_dims, str(device))
-        if key not in self._layout_tensors:
-            self._layout_tensors[key] = (
-                torch.from_numpy(layout.index).to(device),
-                torch.from_numpy(layout.inverse).to(device),
-            )
-        return self._layout_tensors[key]
+        """``(index [G, L], inverse [N])`` of ``layout`` as int64 tensors on ``device``: the
+        model's buffers (built once per layout, moved by ``.to``), not built every forward."""
+        k = self._layout_buffer_number(layout, device)
+        index = getattr(self, f"_layout_index_{k}")
+        inverse = getattr(self, f"_layout_inverse_{k}")
+        return index.to(device), inverse.to(device)
 
     def check_inputs(self, inputs: Any) -> tuple[str, ...]:
         """Validate one dataset's inputs ``{m: [B, N_m, C_m]}``; returns their names in order."""
@@ -938,13 +919,15 @@ class HiP(nn.Module):
         z = torch.cat(
             [self.embed[m](inputs[m]) + p for m, p in zip(names, pos, strict=True)], dim=1
         )
-        return group_tokens(z, index), group_tokens(torch.cat(pos, dim=1), index), layout
+        query = group_modalities(torch.cat(pos, dim=1), index)
+        return group_modalities(z, index), query, layout
 
     def padding_mask(self, layout: GroupLayout, device: torch.device) -> torch.Tensor | None:
         """bool ``[1, G, L]`` True at real tokens when ``mask_padding``, else None."""
         if not self.mask_padding or not layout.padding.any():
             return None
-        return torch.from_numpy(~layout.padding).to(device).unsqueeze(0)
+        k = self._layout_buffer_number(layout, device)
+        return getattr(self, f"_layout_real_{k}").to(device)
 
     def process(self, z: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The blocks: ``[B, G_0, M, E] -> [B, G_last, Z_last, D_last]``; ``key_mask`` ``[B or
@@ -972,7 +955,7 @@ class HiP(nn.Module):
         latents = self.process(z, self.padding_mask(layout, z.device))
         recon = self.reconstruct(latents, query)
         _, inverse = self.layout_tensors(layout, z.device)
-        tokens = ungroup_tokens(recon, inverse)
+        tokens = ungroup_modalities(recon, inverse)
         out, start = {}, 0
         for m in names:
             n = self.modalities[m][0]
@@ -1067,7 +1050,7 @@ class HiPClassBottleneck(HiP):
                 for m, q in label_query.items():
                     label_out[m] = self.label_unembed[m](self.label_head(z, query_inputs=q)[:, 0])
         recon = self.reconstruct(z, query)
-        tokens = ungroup_tokens(recon, self.layout_tensors(layout, z.device)[1])
+        tokens = ungroup_modalities(recon, self.layout_tensors(layout, z.device)[1])
         out, start = {}, 0
         for m in encoded:
             n = self.modalities[m][0]
@@ -1397,11 +1380,15 @@ class HiPStep(Step):
 def prepare_hip(config: HiPMAEConfig, mask: Any, *, batch: int | None = None) -> HiPStep:
     """Turn group-wise masks into the gather indices of a masked HiP pass, on the CPU.
 
+    The slot arithmetic is the core's :func:`~grouping.core.groupwise_slots` (which checks the
+    mask with :func:`~grouping.core.check_mask`); this only makes tensors of it.
+
     Args:
         config: the model's :class:`HiPMAEConfig`.
         mask: bool ``[G, L]`` (shared) or ``[B, G, L]`` (per sample), True = visible, with the
             same number ``K`` of visible slots in every group (``groupwise_masks`` draws such
-            masks), ``1 <= K < L``.
+            masks), ``1 <= K < L``. There is no step of "nothing masked": call the model with
+            ``mask=None`` for that (the unmasked pass).
         batch: the batch the step is for (checked against a per-sample mask).
 
     Returns:
@@ -1413,37 +1400,17 @@ def prepare_hip(config: HiPMAEConfig, mask: Any, *, batch: int | None = None) ->
         >>> step.visible.tolist(), step.masked.tolist()
         ([[[0, 3], [1, 2]]], [[[1, 2], [0, 3]]])
     """
-    arr = np.asarray(mask)
-    shape = (config.num_groups, config.group_len)
-    if arr.dtype != np.bool_ or arr.ndim not in (2, 3) or arr.shape[-2:] != shape:
-        raise invalid(
-            "mask", f"a bool mask [{shape[0]}, {shape[1]}] or [B, {shape[0]}, {shape[1]}]", arr
-        )
-    shared = arr.ndim == 2
-    rows = arr.reshape(-1, *shape)
-    if not shared and batch is not None and rows.shape[0] != batch:
-        raise invalid("mask", f"{batch} per-sample masks (the batch)", arr)
-    counts = rows.sum(axis=-1)
-    k = int(counts.flat[0])
-    if np.any(counts != k) or not 1 <= k < config.group_len:
-        raise invalid(
-            "mask",
-            f"the same number of visible slots in every group, between 1 and {config.group_len - 1}"
-            " (groupwise_masks draws such masks)",
-            f"counts {np.unique(counts).tolist()}",
-        )
-    order = np.argsort(~rows, axis=-1, kind="stable")  # visible slots first, each ascending
-    visible, masked = order[..., :k], order[..., k:]
-    padding = np.zeros(config.num_groups * config.group_len, dtype=bool)
-    padding[list(config.padding_slots)] = True
-    scored = ~np.take_along_axis(
-        np.broadcast_to(padding.reshape(shape), rows.shape), masked, axis=-1
+    slots = groupwise_slots(
+        mask,
+        (config.num_groups, config.group_len),
+        padding_slots=config.padding_slots,
+        batch=batch,
     )
     return HiPStep(
-        visible=torch.from_numpy(np.ascontiguousarray(visible, dtype=np.int64)),
-        masked=torch.from_numpy(np.ascontiguousarray(masked, dtype=np.int64)),
-        scored=torch.from_numpy(np.ascontiguousarray(scored)),
-        batch=None if shared else int(rows.shape[0]),
+        visible=torch.from_numpy(slots.visible),
+        masked=torch.from_numpy(slots.masked),
+        scored=torch.from_numpy(slots.scored),
+        batch=None if slots.shared else int(slots.visible.shape[0]),
     )
 
 
@@ -1454,12 +1421,6 @@ class HiPPreparer(Preparer):
     def draw_mask(self, mask_ratio: float, *, rng: Any = None) -> NDArray[np.bool_]:
         cfg = self.config
         return groupwise_masks(1, cfg.num_groups, cfg.group_len, mask_ratio, rng=as_rng(rng))[0]
-
-
-def _gather_slots(x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """``x [B, G, L, C]`` at ``slots [1 or B, G, K]`` -> ``[B, G, K, C]``."""
-    slots = slots.expand(x.shape[0], -1, -1)
-    return x.gather(2, slots[..., None].expand(-1, -1, -1, x.shape[-1]))
 
 
 class HiPMAE(nn.Module):
@@ -1568,11 +1529,11 @@ class HiPMAE(nn.Module):
             key_mask = key_mask.expand(z.shape[0], -1, -1).gather(
                 2, mask.visible.expand(z.shape[0], -1, -1)
             )
-        latents = hip.process(_gather_slots(z, mask.visible), key_mask)
-        rec = hip.reconstruct(latents, _gather_slots(query, mask.masked))
+        latents = hip.process(gather_slots(z, mask.visible), key_mask)
+        rec = hip.reconstruct(latents, gather_slots(query, mask.masked))
         pred = hip.unembed["image"](rec)
         index, _ = hip.layout_tensors(layout, z.device)
-        target = _gather_slots(group_tokens(tokens, index), mask.masked)
+        target = gather_slots(group_modalities(tokens, index), mask.masked)
         weight = mask.scored.expand(z.shape[0], -1, -1).to(pred.dtype)
         err = ((pred - target) ** 2).mean(dim=-1)
         loss = (err * weight).sum() / weight.sum().clamp_min(1.0)
