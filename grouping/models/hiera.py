@@ -763,6 +763,12 @@ class Hiera(nn.Module):
             x = self.head(self.norm(x.mean(dim=1)))
         return (x, intermediates) if return_intermediates else x
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` -> ``[B, num_features]``: the normed mean of the final tokens, what the
+        official head reads (the input of ``head``; what probes read)."""
+        tokens, _ = self.forward_tokens(self._check_input(x), None, False)
+        return self.norm(tokens.mean(dim=1))
+
 
 def _fusion_conv(ndim: int) -> type[nn.Module]:
     return nn.Conv2d if ndim == 2 else nn.Conv3d

@@ -44,6 +44,8 @@ class ModelInfo:
         data: what it trains on: ``"images"`` (``model.input_shape`` is ``(C, H, W)`` or
             ``(C, T, H, W)``; synthetic images or an image folder) or ``"clips"`` (video,
             audio and label; ``model.clip_spec`` holds the ``SyntheticClips`` arguments).
+        classifier: for a pretraining model, the registered classifier of the same family
+            that fine-tuning builds around its encoder (None: none registered).
     """
 
     name: str
@@ -55,6 +57,7 @@ class ModelInfo:
     size_arg: str = "img_size"
     mask_ratio: float = 0.75
     data: Literal["images", "clips"] = "images"
+    classifier: str | None = None
 
 
 # Swin architectures (timm's SwinTransformer fields). Swin-T: timm's swin_tiny_patch4_window7_224
@@ -106,6 +109,7 @@ def _hiera_models() -> list[ModelInfo]:
                         + (", video 16x224" if "16x" in name else ", 224 px"),
                         size_arg="input_size",
                         mask_ratio=0.6 if "16x" not in name else 0.9,
+                        classifier=name[len("mae_") :] if mae else None,
                     )
                 )
     return out
@@ -158,7 +162,7 @@ _PERCEIVER = (
     ModelInfo(
         "perceiver_multimodal_autoencoder",
         "perceiver",
-        "grouping.models.perceiver:perceiver_multimodal_autoencoder",
+        "grouping.models.multimodal:perceiver_multimodal_autoencoder",
         dict(frames=4, image_size=32, audio_samples_per_frame=64, num_labels=10),
         summary="Perceiver IO multimodal autoencoding (video + audio + label), small clips",
         size_arg="image_size",
@@ -202,6 +206,7 @@ _MODELS: dict[str, ModelInfo] = {
             "grouping.models.swin:greenmim_swin",
             {**_SWIN_T, "norm_eps": 1e-5},
             summary="GreenMIM Swin-T (timm swin_tiny_patch4_window7_224), MAE decoder 512x1",
+            classifier="swin_tiny_patch4_window7_224",
         ),
         ModelInfo(
             "greenmim_swin_base",
@@ -209,6 +214,7 @@ _MODELS: dict[str, ModelInfo] = {
             "grouping.models.swin:greenmim_swin",
             {**_SWIN_B, "norm_eps": 1e-6},
             summary="GreenMIM Swin-B, window 7 (green_mim_swin_base_patch4_dec512b1)",
+            classifier="swin_base_patch4_window7_224",
         ),
         ModelInfo(
             "greenmim_swin_base_w14",
@@ -216,6 +222,7 @@ _MODELS: dict[str, ModelInfo] = {
             "grouping.models.swin:greenmim_swin",
             {**_SWIN_B, "window_size": 14, "norm_eps": 1e-6},
             summary="GreenMIM Swin-B, window 14 (green_mim_swin_base_patch4_win14_dec512b1)",
+            classifier="swin_base_patch4_window7_224",
         ),
         ModelInfo(
             "simmim_swin_tiny",
@@ -223,6 +230,7 @@ _MODELS: dict[str, ModelInfo] = {
             "grouping.models.simmim:simmim_swin",
             {**_SWIN_T, "norm_eps": 1e-5},
             summary="dense SimMIM-style baseline of greenmim_swin_tiny (every token encoded)",
+            classifier="swin_tiny_patch4_window7_224",
         ),
         ModelInfo(
             "simmim_swin_base",
@@ -230,6 +238,25 @@ _MODELS: dict[str, ModelInfo] = {
             "grouping.models.simmim:simmim_swin",
             {**_SWIN_B, "norm_eps": 1e-6},
             summary="dense SimMIM-style baseline of greenmim_swin_base",
+            classifier="swin_base_patch4_window7_224",
+        ),
+        # timm's Swin classifiers (timm's names and LayerNorm eps 1e-5): what fine-tuning
+        # builds around a GreenMIM / SimMIM encoder (with the checkpoint's architecture)
+        ModelInfo(
+            "swin_tiny_patch4_window7_224",
+            "swin",
+            "grouping.models.swin:swin_classifier",
+            {**_SWIN_T, "norm_eps": 1e-5, "num_classes": 1000},
+            pretrain=False,
+            summary="Swin-T classifier (timm's SwinTransformer names)",
+        ),
+        ModelInfo(
+            "swin_base_patch4_window7_224",
+            "swin",
+            "grouping.models.swin:swin_classifier",
+            {**_SWIN_B, "norm_eps": 1e-5, "num_classes": 1000},
+            pretrain=False,
+            summary="Swin-B classifier (timm's SwinTransformer names)",
         ),
     )
 }

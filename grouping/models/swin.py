@@ -59,12 +59,13 @@ from ..adapter import (
 from ..core.errors import as_int_tuple, check_int, invalid
 from ..core.geometry import StageGeometry, swin_stages
 from ..core.masking import batch_mask, check_mask, sample_masks, upsample_mask
-from .layers import Mlp, PatchEmbed, gather_visible, patchify
+from .layers import DropPath, Mlp, PatchEmbed, gather_visible, patchify
 from .mae import MAEHead, MAEOutput, masked_mse, normalize_patches
 from .step import Preparer, Step, draw_if_asked
 
 __all__ = [
     "GreenMIMSwin",
+    "SwinClassifier",
     "SwinConfig",
     "SwinEncoder",
     "SwinMasks",
@@ -74,6 +75,7 @@ __all__ = [
     "greenmim_swin_base",
     "greenmim_swin_tiny",
     "prepare_swin",
+    "swin_classifier",
 ]
 
 
@@ -102,6 +104,9 @@ class SwinConfig:
         decoder_heads: MAE decoder heads.
         decoder_norm_eps: LayerNorm eps of the decoder.
         norm_pix_loss: normalise every target patch by its mean and variance (MAE).
+        drop_path_rate: stochastic depth of the last block (timm's rule: the rate rises
+            linearly from 0 over the blocks of all stages); 0 in pretraining, 0.1-0.5 in
+            fine-tuning.
     """
 
     img_size: int | tuple[int, int] = 224
@@ -120,6 +125,7 @@ class SwinConfig:
     decoder_heads: int = 16
     decoder_norm_eps: float = 1e-6
     norm_pix_loss: bool = True
+    drop_path_rate: float = 0.0
     stages: tuple[StageGeometry, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +183,19 @@ class SwinConfig:
                 f"a multiple of 4 and of decoder_heads={self.decoder_heads}",
                 self.decoder_dim,
             )
+        rate = self.drop_path_rate
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise invalid("drop_path_rate", "a float in [0, 1)", rate)
+
+    @property
+    def drop_path_rates(self) -> tuple[tuple[float, ...], ...]:
+        """Stochastic depth of every block, per stage: timm's ``linspace(0, rate, blocks)``."""
+        rates = np.linspace(0.0, float(self.drop_path_rate), sum(self.depths)).tolist()
+        out, start = [], 0
+        for depth in self.depths:
+            out.append(tuple(rates[start : start + depth]))
+            start += depth
+        return tuple(out)
 
     @property
     def num_stages(self) -> int:
@@ -427,6 +446,7 @@ class SwinBlock(nn.Module):
         window: ``(wh, ww)`` after clamping.
         shift: ``(sh, sw)`` of this block (zero for even blocks).
         mlp_ratio, qkv_bias, norm_eps: as in :class:`SwinConfig`.
+        drop_path: this block's stochastic depth (per sample, timm's scaling).
     """
 
     def __init__(
@@ -439,6 +459,7 @@ class SwinBlock(nn.Module):
         mlp_ratio: float,
         qkv_bias: bool,
         norm_eps: float,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.window = window
@@ -447,6 +468,7 @@ class SwinBlock(nn.Module):
         self.attn = GroupedWindowAttention(dim, num_heads, window, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
         # derived index tensors of the dense path: non-persistent, not in the state_dict
         self.register_buffer("dense_index", window_relative_index(window), persistent=False)
         self.register_buffer(
@@ -455,8 +477,8 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
         """``x [B, N_vis, C]`` visible tokens -> ``[B, N_vis, C]``."""
-        x = x + self.attn(self.norm1(x), layout)
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x), layout))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, H, W, C]`` all tokens -> ``[B, H, W, C]`` (ordinary shifted windows)."""
@@ -467,8 +489,8 @@ class SwinBlock(nn.Module):
             bias_index=self.dense_index,
             region_mask=self.dense_mask,
         )
-        x = x + y
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class PatchMerging(nn.Module):
@@ -518,6 +540,7 @@ class SwinStage(nn.Module):
                 config.mlp_ratio,
                 config.qkv_bias,
                 config.norm_eps,
+                config.drop_path_rates[index][j],
             )
             for j in range(config.depths[index])
         )
@@ -848,6 +871,66 @@ class GreenMIMSwin(MAEHead, nn.Module):
         return MAEOutput(self.loss(images, pred, step), pred, step.visible_units(images.shape[0]))
 
 
+class ClassifierHead(nn.Module):
+    """timm's ``ClassifierHead`` of a Swin (``fc``, after average pooling and dropout)."""
+
+    def __init__(self, dim: int, num_classes: int, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``[B, H, W, C]`` -> ``[B, num_classes]`` (``[B, C]`` with ``pre_logits``)."""
+        x = self.drop(x.mean(dim=(1, 2)))
+        return x if pre_logits else self.fc(x)
+
+
+class SwinClassifier(SwinEncoder):
+    """timm's ``SwinTransformer`` classifier, with its parameter names: the encoder (dense on
+    all tokens), average pooling and a linear head ``head.fc`` (what fine-tuning trains).
+
+    A GreenMIM or SimMIM encoder (``encoder_state_dict()``) loads into it with only
+    ``head.fc.*`` missing; ``state_dict()`` loads into ``timm.models.SwinTransformer`` of the
+    same architecture.
+
+    Args:
+        config: the architecture (the decoder and mask-unit fields are unused; a pretraining
+            model's config is taken as it is).
+        num_classes: classes of the head (0: no head; :meth:`forward` returns the pooled
+            features).
+        drop_rate: dropout before the head.
+
+    Examples:
+        >>> cfg = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
+        ...                  window_size=4, mask_unit=16)
+        >>> SwinClassifier(cfg, num_classes=10)(torch.randn(2, 3, 64, 64)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, config: SwinConfig, num_classes: int = 1000, drop_rate: float = 0.0) -> None:
+        super().__init__(config)
+        check_int("num_classes", num_classes, minimum=0)
+        if not 0.0 <= drop_rate < 1.0:
+            raise invalid("drop_rate", "a probability in [0, 1)", drop_rate)
+        self.num_classes = int(num_classes)
+        self.head = ClassifierHead(config.num_features, self.num_classes, drop_rate)
+        self.head.apply(self._init_weights)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one input."""
+        return (self.config.in_chans, *self.config.img_size)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, num_features]``: the pooled final-norm features (timm's
+        ``forward_head(..., pre_logits=True)``), what probes read."""
+        return self.head(self.forward_dense(images), pre_logits=True)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """``[B, C, H, W]`` -> logits ``[B, num_classes]``."""
+        return self.head(self.forward_dense(images))
+
+
 # -- entry points --------------------------------------------------------------------------------
 
 
@@ -855,6 +938,14 @@ def greenmim_swin(**kwargs: Any) -> GreenMIMSwin:
     """A :class:`GreenMIMSwin` of the :class:`SwinConfig` fields ``kwargs`` (the registry's
     entry point for the ``greenmim_swin_*`` names)."""
     return GreenMIMSwin(SwinConfig(**kwargs))
+
+
+def swin_classifier(
+    num_classes: int = 1000, drop_rate: float = 0.0, **kwargs: Any
+) -> SwinClassifier:
+    """A :class:`SwinClassifier` of the :class:`SwinConfig` fields ``kwargs`` (the registry's
+    entry point for timm's names ``swin_tiny_patch4_window7_224``, ...)."""
+    return SwinClassifier(SwinConfig(**kwargs), num_classes=num_classes, drop_rate=drop_rate)
 
 
 def greenmim_swin_tiny(**overrides: Any) -> GreenMIMSwin:
