@@ -1,13 +1,16 @@
-"""The settings of one pretraining run: :class:`TrainConfig` (torch-free).
+"""The settings of training runs (torch-free): :class:`TrainConfig` (``grouping pretrain``),
+:class:`FinetuneConfig` (``grouping finetune``), both on :class:`RunConfig` (what every run of
+the step loop has: steps, batch, optimizer, schedule, checkpoints, metrics).
 
-Every field carries its command-line help as metadata (:func:`option`), so ``grouping
-pretrain``'s options, their defaults and their help text are generated from this one class
-(:func:`grouping.cli.pretrain.add_parser`) and written nowhere else.
+Every field carries its command-line help as metadata (:func:`option`), so each command's
+options, their defaults and their help text are generated from these classes (the
+``grouping.cli`` package) and written nowhere else.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
 from ..models.registry import model_info
 
-__all__ = ["TrainConfig", "option"]
+__all__ = ["FinetuneConfig", "RunConfig", "TrainConfig", "option"]
 
 
 def option(
@@ -47,27 +50,10 @@ def option(
 
 
 @dataclass
-class TrainConfig:
-    """One pretraining run: the ``grouping pretrain`` options.
+class RunConfig:
+    """What every run of the step loop (:func:`grouping.train.engine.train_steps`) is set by:
+    steps, batches, the optimizer and its schedule, checkpoints and metrics."""
 
-    Each field's meaning is its ``help`` metadata (``grouping pretrain --help`` prints them,
-    and the list below is generated from them). ``overrides`` holds the architecture arguments
-    changed from the registered ones (``--set KEY=VALUE``, ``--img-size``), ``solver`` the
-    settings of the model's ``prepare`` (``--group-size``, ``--strategy``, ``--layout-mode``),
-    ``log`` where rank 0's lines go (``print``; None for silence).
-    """
-
-    model: str = option("greenmim_swin_tiny", "a registered model name", metavar="NAME")
-    overrides: dict[str, Any] = option(
-        help="architecture arguments changed from the registered ones (img_size=64)",
-        cli=False,
-        default_factory=dict,
-    )
-    solver: dict[str, Any] = option(
-        help="settings of the model's prepare: group_size, strategy, layout_mode (Swin)",
-        cli=False,
-        default_factory=dict,
-    )
     steps: int = option(10, "total optimizer steps; with --resume, continue up to N", metavar="N")
     batch_size: int = option(8, "samples per step per process", metavar="B")
     accum_steps: int = option(
@@ -76,25 +62,8 @@ class TrainConfig:
         "steps follows batch B*K's loss curve; the global batch is B x processes x K",
         metavar="K",
     )
-    workers: int = option(0, "DataLoader workers; 0 = masks and plans made in-process", metavar="W")
-    per_sample: bool = option(
-        False, "one mask per sample (default: one mask per batch, GreenMIM's choice)"
-    )
-    mask_ratio: float | None = option(
-        None,
-        "fraction of mask units masked (default: the model's, 0.75 for GreenMIM, 0.6 for "
-        "MAE-Hiera, 0.9 for its video models)",
-        metavar="R",
-    )
+    workers: int = option(0, "DataLoader workers; 0 = data prepared in-process", metavar="W")
     seed: int = option(0, "seeds the data, the masks and the model's initialisation", metavar="S")
-    data: str | None = option(
-        None,
-        "image folder, searched recursively (Pillow); default synthetic images",
-        metavar="FOLDER",
-    )
-    augment: bool = option(
-        False, "MAE's random resized crop and flip on --data images (else centre crop)"
-    )
     lr: float = option(1.5e-4, "peak learning rate (absolute, not scaled by the batch)")
     min_lr: float = option(0.0, "the floor of the cosine schedule")
     warmup_steps: int = option(0, "steps of linear warm-up", metavar="K")
@@ -124,7 +93,6 @@ class TrainConfig:
         "JSON lines, one object per optimizer step (rank 0; appended on resume)",
         metavar="PATH",
     )
-    save: str | None = option(None, "write the encoder's weights here at the end", metavar="PATH")
     progress: bool = option(
         True,
         "a progress bar on stderr when it is a terminal (--no-progress: none)",
@@ -135,12 +103,6 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
         command-line option)."""
-        try:
-            model_info(self.model)
-        except GroupingValueError as exc:  # name the option, keep the list of names
-            raise GroupingValueError("--model" + str(exc)[len("name") :]) from None
-        if not model_info(self.model).pretrain:
-            raise invalid("--model", "a model that grouping pretrain trains", self.model)
         check_int("--steps", self.steps, minimum=1)
         check_int("--batch-size", self.batch_size, minimum=1)
         check_int("--accum-steps", self.accum_steps, minimum=1)
@@ -149,7 +111,6 @@ class TrainConfig:
         check_int("--threads", self.threads, minimum=0)
         check_int("--save-every", self.save_every, minimum=0)
         check_int("--warmup-steps", self.warmup_steps, minimum=0)
-        check_mask_ratio(self.ratio, "--mask-ratio")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise invalid("--lr", "a positive float", self.lr)
         if self.min_lr < 0 or self.min_lr > self.lr:
@@ -162,6 +123,70 @@ class TrainConfig:
             raise invalid("--resume", "a --checkpoint DIR to resume from", None)
         if self.save_every and not self.checkpoint:
             raise invalid("--save-every", "a --checkpoint DIR to write to", None)
+
+    def schedule(self) -> dict[str, Any]:
+        """The learning-rate schedule a checkpoint records and a resumed run must keep unless
+        ``new_schedule`` (:func:`grouping.train.checkpoint.check_schedule`)."""
+        return {
+            "lr": float(self.lr),
+            "min_lr": float(self.min_lr),
+            "warmup_steps": int(self.warmup_steps),
+            "total_steps": int(self.steps),
+        }
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """One pretraining run: the ``grouping pretrain`` options.
+
+    Each field's meaning is its ``help`` metadata (``grouping pretrain --help`` prints them,
+    and the list below is generated from them). ``overrides`` holds the architecture arguments
+    changed from the registered ones (``--set KEY=VALUE``, ``--img-size``), ``solver`` the
+    settings of the model's ``prepare`` (``--group-size``, ``--strategy``, ``--layout-mode``),
+    ``log`` where rank 0's lines go (``print``; None for silence).
+    """
+
+    model: str = option("greenmim_swin_tiny", "a registered model name", metavar="NAME")
+    overrides: dict[str, Any] = option(
+        help="architecture arguments changed from the registered ones (img_size=64)",
+        cli=False,
+        default_factory=dict,
+    )
+    solver: dict[str, Any] = option(
+        help="settings of the model's prepare: group_size, strategy, layout_mode (Swin)",
+        cli=False,
+        default_factory=dict,
+    )
+    per_sample: bool = option(
+        False, "one mask per sample (default: one mask per batch, GreenMIM's choice)"
+    )
+    mask_ratio: float | None = option(
+        None,
+        "fraction of mask units masked (default: the model's, 0.75 for GreenMIM, 0.6 for "
+        "MAE-Hiera, 0.9 for its video models)",
+        metavar="R",
+    )
+    data: str | None = option(
+        None,
+        "image folder, searched recursively (Pillow); default synthetic images",
+        metavar="FOLDER",
+    )
+    augment: bool = option(
+        False, "MAE's random resized crop and flip on --data images (else centre crop)"
+    )
+    save: str | None = option(None, "write the encoder's weights here at the end", metavar="PATH")
+
+    def validate(self) -> None:
+        """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
+        command-line option)."""
+        try:
+            model_info(self.model)
+        except GroupingValueError as exc:  # name the option, keep the list of names
+            raise GroupingValueError("--model" + str(exc)[len("name") :]) from None
+        if not model_info(self.model).pretrain:
+            raise invalid("--model", "a model that grouping pretrain trains", self.model)
+        super().validate()
+        check_mask_ratio(self.ratio, "--mask-ratio")
 
     @property
     def ratio(self) -> float:
@@ -184,14 +209,125 @@ class TrainConfig:
             "data": "synthetic" if self.data is None else "folder",
         }
 
-    def schedule(self) -> dict[str, Any]:
-        """The learning-rate schedule a checkpoint records and a resumed run must keep unless
-        ``new_schedule`` (:func:`grouping.train.checkpoint.check_schedule`)."""
+
+@dataclass
+class FinetuneConfig(RunConfig):
+    """One fine-tuning run: the ``grouping finetune`` options (MAE's and Hiera's recipe:
+    AdamW with layer-wise learning-rate decay, drop path, label smoothing, optional mixup and
+    cutmix, random resized crop and flip, warm-up and cosine by step).
+
+    Each field's meaning is its ``help`` metadata; ``overrides`` holds architecture arguments
+    changed from the registered or checkpointed ones (``--set``, ``--img-size``).
+    """
+
+    init: str = option(
+        "random",
+        "initial weights: a grouping pretrain checkpoint (ckpt_*.pt), a --save encoder file, an "
+        "official Hiera checkpoint, a timm Swin state_dict, or 'random'",
+        metavar="PATH|random",
+    )
+    model: str | None = option(
+        None,
+        "the classifier (default: the one of --init's pretraining model; needed with --init "
+        "random and with weights from outside grouping)",
+        metavar="NAME",
+    )
+    overrides: dict[str, Any] = option(
+        help="architecture arguments changed from the registered or checkpointed ones",
+        cli=False,
+        default_factory=dict,
+    )
+    data: str | None = option(
+        None,
+        "a folder holding train/ and val/, one subfolder per class (the ImageFolder layout)",
+        metavar="FOLDER",
+    )
+    val: str | None = option(None, "the validation folder (default FOLDER/val)", metavar="FOLDER")
+    lr: float = option(5e-4, "peak learning rate (absolute, not scaled by the batch)")
+    min_lr: float = option(1e-6, "the floor of the cosine schedule")
+    layer_decay: float = option(
+        0.75,
+        "layer-wise learning-rate decay (MAE's rule, in the family's block order); 1: none",
+        metavar="D",
+    )
+    drop_path: float = option(0.1, "stochastic depth of the last block (timm's linear rule)")
+    smoothing: float = option(0.1, "label smoothing")
+    mixup: float = option(0.0, "mixup alpha (0: off; MAE uses 0.8)", metavar="ALPHA")
+    cutmix: float = option(0.0, "cutmix alpha (0: off; MAE uses 1.0)", metavar="ALPHA")
+    mix_prob: float = option(1.0, "probability of mixing a batch when mixup or cutmix is on")
+    switch_prob: float = option(0.5, "probability of cutmix over mixup when both are on")
+    eval_every: int = option(
+        0, "evaluate on the validation folder every K steps (0: at the end only)", metavar="K"
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
+        command-line option)."""
+        if self.model is not None:
+            try:
+                info = model_info(self.model)
+            except GroupingValueError as exc:
+                raise GroupingValueError("--model" + str(exc)[len("name") :]) from None
+            if info.pretrain:
+                raise invalid(
+                    "--model",
+                    "a classifier (pretraining models are fine-tuned through their classifier)",
+                    self.model,
+                    f"try --model {info.classifier}" if info.classifier else "",
+                )
+        if self.data is None:
+            raise invalid("--data", "a folder holding train/ and val/", None)
+        super().validate()
+        if not (isinstance(self.layer_decay, (int, float)) and 0 < self.layer_decay <= 1):
+            raise invalid("--layer-decay", "a float in (0, 1]", self.layer_decay)
+        for flag, value, top in (
+            ("--drop-path", self.drop_path, "1)"),
+            ("--smoothing", self.smoothing, "1)"),
+        ):
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise invalid(flag, "a float in [0, " + top, value)
+        for flag, value in (("--mixup", self.mixup), ("--cutmix", self.cutmix)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise invalid(flag, "an alpha >= 0 (0: off)", value)
+        for flag, value in (("--mix-prob", self.mix_prob), ("--switch-prob", self.switch_prob)):
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise invalid(flag, "a probability in [0, 1]", value)
+        if (self.mixup or self.cutmix) and self.batch_size < 2:
+            raise invalid(
+                "--mixup" if self.mixup else "--cutmix",
+                "a batch of at least 2 to mix (--batch-size)",
+                f"--batch-size {self.batch_size}",
+            )
+        check_int("--eval-every", self.eval_every, minimum=0)
+
+    @property
+    def val_folder(self) -> str:
+        """The validation folder: ``val``, or ``data/val``."""
+        return self.val if self.val is not None else os.path.join(str(self.data), "val")
+
+    @property
+    def train_folder(self) -> str:
+        """The training folder, ``data/train``."""
+        return os.path.join(str(self.data), "train")
+
+    def run_identity(self, global_batch: int) -> dict[str, Any]:
+        """What a checkpoint must agree on to be resumed by this run: the weights it started
+        from, the model, the data and the recipe."""
         return {
-            "lr": float(self.lr),
-            "min_lr": float(self.min_lr),
-            "warmup_steps": int(self.warmup_steps),
-            "total_steps": int(self.steps),
+            "task": "finetune",
+            "init": self.init if self.init == "random" else os.path.abspath(self.init),
+            "model": self.model,
+            "overrides": dict(self.overrides),
+            "data": os.path.abspath(str(self.data)),
+            "val": os.path.abspath(self.val_folder),
+            "seed": int(self.seed),
+            "global_batch": int(global_batch),
+            "layer_decay": float(self.layer_decay),
+            "drop_path": float(self.drop_path),
+            "smoothing": float(self.smoothing),
+            "mixup": [float(self.mixup), float(self.cutmix), float(self.mix_prob)],
+            "switch_prob": float(self.switch_prob),
+            "weight_decay": float(self.weight_decay),
         }
 
 
@@ -202,4 +338,5 @@ def _attributes_doc(cls: type) -> str:
     return "\n".join(lines) + "\n"
 
 
-TrainConfig.__doc__ = (TrainConfig.__doc__ or "").rstrip() + "\n" + _attributes_doc(TrainConfig)
+for _cls in (RunConfig, TrainConfig, FinetuneConfig):
+    _cls.__doc__ = (_cls.__doc__ or "").rstrip() + "\n" + _attributes_doc(_cls)

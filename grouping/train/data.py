@@ -31,12 +31,15 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ImageFolder",
+    "LabeledImageFolder",
     "StreamSampler",
     "SyntheticClips",
     "SyntheticImages",
     "UnreadableImageError",
+    "class_folders",
     "image_files",
     "stream_rng",
+    "verify_images",
 ]
 
 #: File suffixes read from an image folder (case-insensitive).
@@ -47,7 +50,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 # Independent random streams per purpose, all seeded by (seed, stream, position or step).
 _SHUFFLE, _AUGMENT, _SYNTHETIC, _CLIPS = 1, 2, 3, 6
-MASK_STREAM, SHARED_MASK_STREAM = 4, 5
+MASK_STREAM, SHARED_MASK_STREAM, MIX_STREAM = 4, 5, 7
 
 
 class UnreadableImageError(GroupingValueError):
@@ -120,22 +123,40 @@ class ImageFolder(Dataset):
         size: output ``(H, W)`` (an int means square).
         augment: MAE's random resized crop and flip instead of the centre crop.
         seed: seed of the augmentations.
+        crop_scale: the area range of the random resized crop (MAE's pretraining: 20-100 %;
+            fine-tuning: timm's 8-100 %).
+        crop_pct: without augmentation, the centre crop's share of the resized image's
+            shorter side (1: resize to cover ``size``; MAE's evaluation: 0.875, 256 -> 224).
 
     Shape:
         ``dataset[(position, index)] -> (float32 [3, H, W], position)``.
     """
 
     def __init__(
-        self, folder: str, size: int | tuple[int, int], *, augment: bool = False, seed: int = 0
+        self,
+        folder: str,
+        size: int | tuple[int, int],
+        *,
+        augment: bool = False,
+        seed: int = 0,
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        crop_pct: float = 1.0,
     ) -> None:
         try:
             import PIL.Image  # noqa: F401  (fail early, with the install hint)
         except ImportError as exc:  # pragma: no cover - Pillow is in the test extras
             raise ImportError("--data needs Pillow: pip install 'grouping[images]'") from exc
-        self.files = image_files(folder)
+        self.files = self._files(folder)
         self.size = as_int_tuple("size", size, 2)
         self.augment = bool(augment)
         self.seed = check_int("seed", seed, minimum=0)
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        if not 0.0 < crop_pct <= 1.0:
+            raise invalid("crop_pct", "a fraction in (0, 1]", crop_pct)
+        self.crop_pct = float(crop_pct)
+
+    def _files(self, folder: str) -> list[str]:
+        return image_files(folder)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -151,14 +172,14 @@ class ImageFolder(Dataset):
                 img = img.convert("RGB")
                 if self.augment:
                     rng = stream_rng(self.seed, _AUGMENT, position)
-                    left, top, cw, ch = _crop_box(rng, img.width, img.height, (0.2, 1.0))
+                    left, top, cw, ch = _crop_box(rng, img.width, img.height, self.crop_scale)
                     img = img.resize((w, h), Image.BICUBIC, box=(left, top, left + cw, top + ch))
                     if rng.random() < 0.5:
                         img = img.transpose(Image.FLIP_LEFT_RIGHT)
                 else:
-                    scale = max(h / img.height, w / img.width)
+                    scale = max(h / img.height, w / img.width) / self.crop_pct
                     new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
-                    img = img.resize(new, Image.BILINEAR)
+                    img = img.resize(new, Image.BILINEAR if self.crop_pct == 1 else Image.BICUBIC)
                     left, top = (new[0] - w) // 2, (new[1] - h) // 2
                     img = img.crop((left, top, left + w, top + h))
                 arr = np.asarray(img, dtype=np.float32) / 255.0  # H, W, 3
@@ -172,6 +193,115 @@ class ImageFolder(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         position, index = key
         return torch.from_numpy(self.load(int(index), int(position))), int(position)
+
+
+def class_folders(folder: str, name: str = "--data") -> tuple[list[str], list[list[str]]]:
+    """The classes of an ImageFolder-layout folder (one subfolder per class) and their files.
+
+    Args:
+        folder: a folder whose subfolders are the classes (sorted by name, as torchvision's
+            ``ImageFolder``); each holds its images, searched recursively.
+        name: the option named in errors.
+
+    Returns:
+        ``(classes, files)``: the class names and, per class, its image files (sorted).
+
+    Raises:
+        GroupingValueError: for a missing folder, fewer than two classes, or a class without
+            an image (each named).
+    """
+    if not isinstance(folder, (str, os.PathLike)) or not os.path.isdir(folder):
+        raise invalid(name, "an existing folder with one subfolder per class", folder)
+    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    if len(classes) < 2:
+        raise invalid(
+            name,
+            "a folder with one subfolder per class, at least two classes",
+            f"{folder!r} with {len(classes)} class folder(s)",
+        )
+    files = []
+    for cls in classes:
+        path = os.path.join(folder, cls)
+        found = sorted(
+            os.path.join(root, n)
+            for root, _, names in os.walk(path)
+            for n in names
+            if n.lower().endswith(IMAGE_SUFFIXES)
+        )
+        if not found:
+            raise invalid(name, "an image in every class folder", f"an empty class folder {path!r}")
+        files.append(found)
+    return classes, files
+
+
+def verify_images(files: Sequence[str]) -> None:
+    """Open every file and check its image data (Pillow's ``verify``), before any work.
+
+    Raises:
+        UnreadableImageError: naming the first file that does not decode.
+    """
+    from PIL import Image
+
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise UnreadableImageError(
+                f"data: expected readable images, received {path!r}, which could not be read "
+                f"({type(exc).__name__}: {exc}). Remove or fix the file"
+            ) from None
+
+
+class LabeledImageFolder(ImageFolder):
+    """The images of an ImageFolder-layout folder with their class labels.
+
+    Classes are the subfolders sorted by name (:func:`class_folders`); label ``k`` is the
+    ``k``-th. Transforms are :class:`ImageFolder`'s; fine-tuning takes ``augment=True`` with
+    ``crop_scale=(0.08, 1.0)`` (timm's) for training and ``crop_pct=0.875`` for evaluation.
+
+    Args:
+        folder: the folder of class folders.
+        size, augment, seed, crop_scale, crop_pct: as :class:`ImageFolder`.
+        classes: the classes expected (a validation folder must have the training folder's).
+        name: the option named in errors (``--data``, ``--val``).
+
+    Shape:
+        ``dataset[(position, index)] -> (float32 [3, H, W], position, label)``.
+    """
+
+    def __init__(
+        self,
+        folder: str,
+        size: int | tuple[int, int],
+        *,
+        classes: Sequence[str] | None = None,
+        name: str = "--data",
+        **kwargs: Any,
+    ) -> None:
+        self.classes, per_class = class_folders(folder, name)
+        if classes is not None and list(classes) != self.classes:
+            raise invalid(
+                name,
+                f"the training folder's {len(classes)} classes {list(classes)[:5]}...",
+                f"{len(self.classes)} classes {self.classes[:5]}...",
+            )
+        self._per_class = per_class
+        self.labels = [k for k, files in enumerate(per_class) for _ in files]
+        super().__init__(folder, size, **kwargs)
+
+    def _files(self, folder: str) -> list[str]:
+        return [f for files in self._per_class for f in files]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int]:  # type: ignore[override]
+        position, index = key
+        image = torch.from_numpy(self.load(int(index), int(position)))
+        return image, int(position), self.labels[int(index)]
 
 
 class SyntheticImages(Dataset):
