@@ -1,10 +1,13 @@
 """Models built on the adapter, and the registry that names them.
 
-Shared pieces live in one file each: ``layers`` (MLP, attention, cross-attention, transformer
-block, patch embedding, visible-token gather/place), ``pos_embed`` (sin-cos and learned
-position embeddings), ``mae`` (the MAE decoder head and loss), ``step`` (the prepared-step
-protocol). Each family has its own file: ``swin`` (GreenMIM), ``simmim`` (the dense baseline),
-``hiera`` (Hiera and MAE-Hiera, as the official code), ``perceiver`` (Perceiver IO).
+Shared pieces live in one file each: ``layers`` (MLP, the activation table, stochastic depth,
+attention, cross-attention, transformer block, patch embedding, visible-token gather/place),
+``pos_embed`` (sin-cos and learned position embeddings), ``mae`` (the MAE decoder head and
+loss), ``step`` (the prepared-step protocol). Each family has its own file: ``swin``
+(GreenMIM), ``simmim`` (the dense baseline), ``hiera`` (Hiera and MAE-Hiera, as the official
+code), ``perceiver`` (Perceiver IO's blocks and models), ``multimodal`` (Perceiver IO's
+video + audio + label autoencoder), ``hip`` (HiP on Perceiver IO's blocks, and its group-wise
+MAE).
 
 Models take prepared steps (or masks, the slow path) as inputs; no grouping is solved inside a
 block. ``list_models()``, ``model_info()`` and ``create_model()`` come from the torch-free

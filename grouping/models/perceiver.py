@@ -44,8 +44,6 @@ from torch import nn
 
 from ..core.errors import as_int_tuple, check_int, invalid
 from .layers import CrossAttention, Mlp, activation_layer, gather_visible
-from .mae import MultimodalOutput
-from .step import Preparer, Step
 
 __all__ = [
     "AudioPreprocessor",
@@ -53,11 +51,7 @@ __all__ = [
     "ClassificationDecoder",
     "ConcatInputs",
     "ImagePreprocessor",
-    "MultimodalAEConfig",
-    "MultimodalAEStep",
-    "MultimodalAutoencoder",
     "MultimodalDecoder",
-    "MultimodalPreparer",
     "MultimodalPreprocessor",
     "PerceiverAttention",
     "PerceiverEncoder",
@@ -69,9 +63,6 @@ __all__ = [
     "from_transformers",
     "materialize",
     "perceiver_io",
-    "perceiver_multimodal_autoencoder",
-    "prepare_multimodal",
-    "psnr",
 ]
 
 ACTIVATIONS = ("gelu", "gelu_tanh")  # of layers.ACTIVATION_LAYERS: exact and tanh GELU
@@ -1550,337 +1541,26 @@ def from_transformers(model: Any) -> PerceiverIO:
     return PerceiverIO(enc, dec, pre)
 
 
-# -- multimodal autoencoding (the paper's Kinetics experiment, at a small size) -------------------
+# -- moved ---------------------------------------------------------------------------------------
+
+# The multimodal autoencoder lives in grouping.models.multimodal; its names stay readable here.
+_MOVED_TO_MULTIMODAL = frozenset(
+    {
+        "MultimodalAEConfig",
+        "MultimodalAEStep",
+        "MultimodalAutoencoder",
+        "MultimodalMask",
+        "MultimodalPreparer",
+        "perceiver_multimodal_autoencoder",
+        "prepare_multimodal",
+        "psnr",
+    }
+)
 
 
-@dataclass(frozen=True)
-class MultimodalAEConfig:
-    """A multimodal autoencoder of video, audio and a class label (Perceiver IO, Sec. 4.3).
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_MULTIMODAL:
+        from . import multimodal
 
-    Attributes:
-        frames: the video ``[T, C, H, W]``.
-        image_size: the video ``[T, C, H, W]``.
-        in_chans: the video ``[T, C, H, W]``.
-        audio_samples_per_frame: audio samples per video frame (``S = frames * this``).
-        samples_per_patch: audio samples per input patch and per output query.
-        num_labels: classes of the label.
-        spatial_downsample: video patch side of the input (every pixel is decoded).
-        image_bands: Fourier bands of the video and audio positions.
-        audio_bands: Fourier bands of the video and audio positions.
-        num_latents: the encoder.
-        d_latents: the encoder.
-        num_blocks: the encoder.
-        num_self_attends_per_block: the encoder.
-        num_self_attention_heads: the encoder.
-        num_cross_attention_heads: the encoder.
-        output_num_channels: width of the shared decoder's output.
-        label_mask_prob: probability that the label is hidden from the encoder (its mask
-            token instead), so that the model learns to predict it from video and audio.
-        image_weight: the weights of the losses.
-        audio_weight: the weights of the losses.
-        label_weight: the weights of the losses.
-    """
-
-    frames: int = 4
-    image_size: int = 32
-    in_chans: int = 3
-    audio_samples_per_frame: int = 64
-    samples_per_patch: int = 16
-    num_labels: int = 10
-    spatial_downsample: int = 4
-    image_bands: int = 8
-    audio_bands: int = 16
-    num_latents: int = 32
-    d_latents: int = 64
-    num_blocks: int = 1
-    num_self_attends_per_block: int = 2
-    num_self_attention_heads: int = 4
-    num_cross_attention_heads: int = 1
-    output_num_channels: int = 64
-    label_mask_prob: float = 0.5
-    image_weight: float = 1.0
-    audio_weight: float = 1.0
-    label_weight: float = 0.1
-
-    @property
-    def num_audio_samples(self) -> int:
-        """Audio samples per clip."""
-        return self.frames * self.audio_samples_per_frame
-
-    @property
-    def num_pixels(self) -> int:
-        """Decoded video positions ``T * H * W``."""
-        return self.frames * self.image_size**2
-
-    @property
-    def num_audio_patches(self) -> int:
-        """Decoded audio positions."""
-        return self.num_audio_samples // self.samples_per_patch
-
-
-@dataclass(frozen=True, eq=False)
-class MultimodalAEStep(Step):
-    """The output queries decoded this step and whether the label is hidden.
-
-    Attributes:
-        image_positions: int64 ``[M_i]`` or ``[B, M_i]`` video positions (row-major
-            ``(t, h, w)``) decoded and scored.
-        audio_positions: int64 ``[M_a]`` or ``[B, M_a]`` audio patches decoded and scored.
-        label_hidden: bool ``[B or 1, 1]``, True = the label's mask token replaces it.
-        batch: the batch of per-sample draws, None for one draw shared by the batch.
-    """
-
-    image_positions: torch.Tensor
-    audio_positions: torch.Tensor
-    label_hidden: torch.Tensor
-    batch: int | None
-
-
-def _split_draw(config: MultimodalAEConfig, mask: Any) -> tuple[Any, Any, Any]:
-    import numpy as np
-
-    flat = np.asarray(mask)
-    n_img, n_aud = config.num_pixels, config.num_audio_patches
-    if flat.dtype != np.bool_ or flat.shape[-1] != n_img + n_aud + 1:
-        raise invalid(
-            "mask",
-            f"a bool draw [..., {n_img} + {n_aud} + 1] (decoded pixels, decoded audio patches, "
-            "label hidden)",
-            flat,
-        )
-    return flat[..., :n_img], flat[..., n_img : n_img + n_aud], flat[..., -1:]
-
-
-def prepare_multimodal(
-    config: MultimodalAEConfig, mask: Any, *, batch: int | None = None
-) -> MultimodalAEStep:
-    """The step of one draw (see :meth:`MultimodalPreparer.draw_mask`), on the CPU."""
-    import numpy as np
-
-    img, aud, hidden = _split_draw(config, mask)
-    shared = img.ndim == 1
-    if not shared and batch is not None and img.shape[0] != batch:
-        raise invalid("mask", f"{batch} per-sample draws (the batch)", img.shape)
-
-    def positions(sel: Any) -> torch.Tensor:
-        rows = sel.reshape(-1, sel.shape[-1])
-        counts = rows.sum(axis=1)
-        if np.any(counts != counts[0]) or counts[0] == 0:
-            raise invalid(
-                "mask", "draws with the same, non-zero number of decoded queries", counts.tolist()
-            )
-        idx = np.nonzero(rows)[1].reshape(rows.shape[0], -1)
-        return torch.from_numpy(np.ascontiguousarray(idx[0] if shared else idx, dtype=np.int64))
-
-    return MultimodalAEStep(
-        image_positions=positions(img),
-        audio_positions=positions(aud),
-        label_hidden=torch.from_numpy(hidden.reshape(-1, 1).copy()),
-        batch=None if shared else int(img.shape[0]),
-    )
-
-
-@dataclass(frozen=True)
-class MultimodalPreparer(Preparer):
-    """The multimodal autoencoder's preparer: a draw is bool ``[num_pixels + num_audio_patches
-    + 1]``: the video positions and audio patches decoded this step (``1 - mask_ratio`` of
-    each) and whether the label is hidden (probability ``label_mask_prob``)."""
-
-    def draw_mask(self, mask_ratio: float, *, rng: Any = None) -> Any:
-        import numpy as np
-
-        from ..core.errors import as_rng
-        from ..core.masking import batch_mask
-
-        gen = as_rng(rng)
-        cfg = self.config
-        img = batch_mask((cfg.num_pixels,), mask_ratio, rng=gen)
-        aud = batch_mask((cfg.num_audio_patches,), mask_ratio, rng=gen)
-        hidden = np.array([gen.random() < cfg.label_mask_prob])
-        return np.concatenate([img, aud, hidden])
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` (``range`` 2 for values in
-    about ``[-1, 1]``, as the synthetic clips)."""
-    mse = ((pred.float() - target.float()) ** 2).mean().clamp_min(1e-12)
-    return 10.0 * torch.log10(data_range**2 / mse)
-
-
-class MultimodalAutoencoder(nn.Module):
-    """Perceiver IO autoencoding video, audio and a label through one latent array.
-
-    Each modality is preprocessed (video patches and audio patches with Fourier positions, the
-    label as a one-hot vector that is hidden behind a mask token with probability
-    ``label_mask_prob``), padded to a common width with a learned vector and concatenated; the
-    encoder cross-attends to all of it. The decoder builds each modality's queries (Fourier
-    positions of every video pixel and audio patch, one trainable query for the label), pads
-    them to one width, and decodes a sub-sample of them (chosen per step by the preparer)
-    through one shared cross-attention; linear heads give pixels, audio samples and logits.
-
-    ``forward(inputs, mask=None) -> (loss, outputs, metrics)``: ``inputs`` ``{"image": [B, T,
-    C, H, W], "audio": [B, S], "label": [B, K] one-hot}``; ``mask`` a prepared
-    :class:`MultimodalAEStep` (None: decode everything, label visible); ``loss`` the weighted
-    sum of the video and audio MSE and the label cross-entropy; ``metrics`` the video and audio
-    PSNR (dB) and the label accuracy.
-    """
-
-    def __init__(self, config: MultimodalAEConfig) -> None:
-        super().__init__()
-        self.config = cfg = config
-        video = ImagePreprocessor(
-            (cfg.frames, cfg.in_chans, cfg.image_size, cfg.image_size),
-            prep_type="patches",
-            spatial_downsample=cfg.spatial_downsample,
-            num_bands=cfg.image_bands,
-            max_resolution=(cfg.frames, cfg.image_size, cfg.image_size),
-        )
-        audio = AudioPreprocessor(
-            cfg.num_audio_samples, cfg.samples_per_patch, num_bands=cfg.audio_bands
-        )
-        self.input_preprocessor = MultimodalPreprocessor(
-            {"image": video, "audio": audio, "label": None},
-            vector_channels={"label": cfg.num_labels},
-            mask_probs={"label": cfg.label_mask_prob},
-            min_padding_size=4,
-        )
-        self.encoder = PerceiverEncoder(
-            cfg.num_latents,
-            cfg.d_latents,
-            self.input_preprocessor.num_channels,
-            num_blocks=cfg.num_blocks,
-            num_self_attends_per_block=cfg.num_self_attends_per_block,
-            num_cross_attention_heads=cfg.num_cross_attention_heads,
-            num_self_attention_heads=cfg.num_self_attention_heads,
-        )
-        grid = (cfg.frames, cfg.image_size, cfg.image_size)
-        self.decoder = MultimodalDecoder(
-            cfg.d_latents,
-            {
-                "image": BasicDecoder(
-                    cfg.d_latents,
-                    1,
-                    output_index_dims=grid,
-                    position_encoding="fourier",
-                    num_bands=cfg.image_bands,
-                    max_resolution=grid,
-                    position_encoding_only=True,
-                ),
-                "audio": BasicDecoder(
-                    cfg.d_latents,
-                    1,
-                    output_index_dims=(cfg.num_audio_patches,),
-                    position_encoding="fourier",
-                    num_bands=cfg.audio_bands,
-                    max_resolution=(cfg.num_audio_samples,),
-                    position_encoding_only=True,
-                ),
-                "label": BasicDecoder(
-                    cfg.d_latents,
-                    1,
-                    output_index_dims=1,
-                    position_encoding="trainable",
-                    num_channels=cfg.output_num_channels,
-                    position_encoding_only=True,
-                ),
-            },
-            cfg.output_num_channels,
-        )
-        self.image_head = nn.Linear(cfg.output_num_channels, cfg.in_chans)
-        self.audio_head = nn.Linear(cfg.output_num_channels, cfg.samples_per_patch)
-        self.label_head = nn.Linear(cfg.output_num_channels, cfg.num_labels)
-
-    # -- the step protocol ------------------------------------------------------------------
-
-    @property
-    def clip_spec(self) -> dict[str, int]:
-        """What a synthetic clip of this model looks like (for the training package)."""
-        cfg = self.config
-        return dict(
-            frames=cfg.frames,
-            size=cfg.image_size,
-            channels=cfg.in_chans,
-            audio_samples=cfg.num_audio_samples,
-            num_labels=cfg.num_labels,
-        )
-
-    @property
-    def mask_grid(self) -> tuple[int]:
-        """Length of one draw: decoded pixels, decoded audio patches, label hidden."""
-        cfg = self.config
-        return (cfg.num_pixels + cfg.num_audio_patches + 1,)
-
-    def preparer(self, **options: Any) -> MultimodalPreparer:
-        """The picklable ``prepare`` (see :class:`MultimodalPreparer`); no settings."""
-        if options:
-            raise invalid("options", "no solver settings (nothing to solve)", sorted(options))
-        return MultimodalPreparer(prepare_multimodal, self.config, self.mask_grid)
-
-    def prepare(
-        self, mask: Any, *, batch: int | None = None, device: Any = None
-    ) -> MultimodalAEStep:
-        """:func:`prepare_multimodal`, moved to ``device``."""
-        step = prepare_multimodal(self.config, mask, batch=batch)
-        return step if device is None else step.to(device)
-
-    # -- forward ----------------------------------------------------------------------------
-
-    def _full_step(self, batch: int, device: torch.device) -> MultimodalAEStep:
-        cfg = self.config
-        return MultimodalAEStep(
-            image_positions=torch.arange(cfg.num_pixels, device=device),
-            audio_positions=torch.arange(cfg.num_audio_patches, device=device),
-            label_hidden=torch.zeros(1, 1, dtype=torch.bool, device=device),
-            batch=None,
-        )
-
-    def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None) -> MultimodalOutput:
-        cfg = self.config
-        if not isinstance(inputs, Mapping) or set(inputs) != {"image", "audio", "label"}:
-            raise invalid(
-                "inputs", "a dict with 'image', 'audio' and 'label'", type(inputs).__name__
-            )
-        video = inputs["image"]
-        b = video.shape[0]
-        step = self._full_step(b, video.device) if mask is None else mask
-        if not isinstance(step, MultimodalAEStep):
-            step = self.prepare(step, batch=b, device=video.device)
-        step.check(b, video.device)
-        hidden = {"label": step.label_hidden.expand(b, 1)}
-        x, _, _ = self.input_preprocessor(inputs, mask=hidden)
-        z = self.encoder(x)
-        out = self.decoder(
-            z, positions={"image": step.image_positions, "audio": step.audio_positions}
-        )
-        pixels = self.image_head(out["image"])  # B, M_i, C
-        audio = self.audio_head(out["audio"])  # B, M_a, spp
-        logits = self.label_head(out["label"])[:, 0]  # B, K
-        target_pixels = gather_visible(
-            video.permute(0, 1, 3, 4, 2).reshape(b, -1, cfg.in_chans), step.image_positions
-        )
-        patches = inputs["audio"].reshape(b, -1, cfg.samples_per_patch)
-        target_audio = gather_visible(patches, step.audio_positions)
-        labels = inputs["label"].argmax(dim=-1)
-        losses = {
-            "image": ((pixels - target_pixels) ** 2).mean(),
-            "audio": ((audio - target_audio) ** 2).mean(),
-            "label": torch.nn.functional.cross_entropy(logits, labels),
-        }
-        loss = (
-            cfg.image_weight * losses["image"]
-            + cfg.audio_weight * losses["audio"]
-            + cfg.label_weight * losses["label"]
-        )
-        metrics = {
-            "psnr_image": psnr(pixels.detach(), target_pixels),
-            "psnr_audio": psnr(audio.detach(), target_audio),
-            "label_accuracy": (logits.detach().argmax(-1) == labels).float().mean(),
-        }
-        outputs = {"image": pixels, "audio": audio, "label": logits}
-        return MultimodalOutput(loss, outputs, metrics)
-
-
-def perceiver_multimodal_autoencoder(**kwargs: Any) -> MultimodalAutoencoder:
-    """A :class:`MultimodalAutoencoder` of :class:`MultimodalAEConfig` fields (the registry's
-    entry point)."""
-    return MultimodalAutoencoder(MultimodalAEConfig(**kwargs))
+        return getattr(multimodal, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
