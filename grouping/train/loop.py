@@ -50,7 +50,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .collate import MaskingCollator
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig
 from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
 from .distributed import (
     DistContext,
@@ -58,7 +58,7 @@ from .distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from .engine import train_steps
+from .engine import pretrain_forward, train_steps
 from .schedule import cosine_lr
 
 __all__ = ["TrainConfig", "train"]
@@ -86,8 +86,10 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    groups = _param_groups(model, cfg.weight_decay)
+def _optimizer(
+    groups: list[dict[str, Any]], cfg: RunConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """AdamW with MAE's betas over parameter groups (fused where torch has it)."""
     # fused AdamW: several times faster than the default on CPU (docs/models.md)
     fused = device.type in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
@@ -130,9 +132,7 @@ def _rng_state(ctx: DistContext) -> dict[str, Any]:
     return state
 
 
-def _restore_rng(
-    states: list[dict[str, Any]], ctx: DistContext, cfg: TrainConfig, step: int
-) -> None:
+def _restore_rng(states: list[dict[str, Any]], ctx: DistContext, cfg: RunConfig, step: int) -> None:
     if len(states) == ctx.world_size:
         mine = states[ctx.rank]
         torch.set_rng_state(mine["torch"])
@@ -204,11 +204,91 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     dataset = _dataset(cfg, model)
     model.to(ctx.device)
     model.train()
-    optimizer = _optimizer(model, cfg, ctx.device)
+    optimizer = _optimizer(_param_groups(model, cfg.weight_decay), cfg, ctx.device)
     global_batch = cfg.batch_size * ctx.world_size * cfg.accum_steps  # per optimizer step
-    identity = cfg.run_identity(global_batch)
-    torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank)  # dropout / drop path, per process
+    parameters = sum(p.numel() for p in model.parameters())
+    if log:
+        source = cfg.data or "synthetic data"
+        kind = "per-sample" if cfg.per_sample else "batch-shared"
+        log(
+            f"pretrain {cfg.model}: {parameters:,} parameters, {_input_text(cfg, model)}, "
+            f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
+            f"{cfg.ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
+            f"thread(s), {ctx.device}"
+        )
+    collator = MaskingCollator(
+        preparer,
+        cfg.ratio,
+        per_sample=cfg.per_sample,
+        seed=cfg.seed,
+        global_batch=global_batch,
+    )
+    records, start = fit(
+        cfg,
+        ctx,
+        model,
+        optimizer,
+        dataset,
+        collator,
+        num_items=None if cfg.data is None else len(dataset),
+        identity=cfg.run_identity(global_batch),
+        log=log,
+    )
+    summary = _summary(cfg, ctx, records, start, parameters)
+    if ctx.is_main and cfg.save:
+        torch.save(model.encoder_state_dict(), cfg.save)
+        summary["saved"] = cfg.save
+    if log and records:
+        log(
+            f"loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} over steps "
+            f"{start + 1}-{cfg.steps}; {summary['samples_per_s']:.1f} samples/s (median after "
+            f"the first step); waiting for data {100 * summary['data_wait_fraction']:.1f} % of "
+            "the step time" + (f"; encoder weights: {cfg.save}" if cfg.save else "")
+        )
+    elif log:
+        log(f"nothing to do: the checkpoint is at step {start} of --steps {cfg.steps}")
+    return summary
 
+
+def fit(
+    cfg: RunConfig,
+    ctx: DistContext,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset: Any,
+    collator: Callable[[Any], Any],
+    *,
+    num_items: int | None,
+    identity: dict[str, Any],
+    log: Callable[[str], None] | None,
+    forward: Callable[[nn.Module, Any, torch.device], Any] = pretrain_forward,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    extra_state: Callable[[], dict[str, Any]] | None = None,
+    restore_extra: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The part of a run every training command shares: resume, DDP, the data stream, the
+    steps with their metrics file, progress line and checkpoints.
+
+    Args:
+        cfg: the run's settings.
+        ctx: this process's place in the run.
+        model: the model, on ``ctx.device``, in train mode.
+        optimizer: its optimizer.
+        dataset: read at ``(position, item)`` keys of a :class:`StreamSampler`.
+        collator: turns a list of samples into a batch (in the DataLoader workers).
+        num_items: the dataset's size (None: an endless stream).
+        identity: what a checkpoint must agree on to be resumed
+            (:func:`~grouping.train.checkpoint.check_compatible`).
+        log: rank 0's log (None elsewhere).
+        forward: one step's ``forward(net, batch, device)`` (:func:`train_steps`).
+        on_step: called with each step's record before it is written (it may add entries,
+            e.g. validation accuracy; it runs on every process).
+        extra_state: what the caller adds to every checkpoint (under ``"extra"``).
+        restore_extra: called with a resumed checkpoint's ``"extra"``.
+
+    Returns:
+        ``(records, start)``: one record per step run, and the step the run started from.
+    """
     start = 0
     if cfg.resume:
         path = latest_checkpoint(cfg.checkpoint)  # type: ignore[arg-type]
@@ -226,21 +306,14 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _restore_rng(state["rng"], ctx, cfg, start)
+        if restore_extra is not None:
+            restore_extra(state.get("extra", {}))
         if log:
             log(f"resumed from {path} at step {start}")
             if changes:
                 log(f"--new-schedule: from step {start + 1} on, {'; '.join(changes)}")
-
-    parameters = sum(p.numel() for p in model.parameters())
-    if log:
-        source = cfg.data or "synthetic data"
-        kind = "per-sample" if cfg.per_sample else "batch-shared"
-        log(
-            f"pretrain {cfg.model}: {parameters:,} parameters, {_input_text(cfg, model)}, "
-            f"batch {cfg.batch_size} x {ctx.world_size} process(es), {kind} masks at ratio "
-            f"{cfg.ratio}, {source}, {cfg.workers} worker(s), {torch.get_num_threads()} "
-            f"thread(s), {ctx.device}"
-        )
+    else:
+        torch.manual_seed(cfg.seed * 1_000_003 + ctx.rank)  # dropout / drop path, per process
 
     net: nn.Module = model
     if ctx.distributed:
@@ -250,20 +323,13 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
             broadcast_buffers=False,  # buffers are derived index tensors, equal everywhere
         )
     sampler = StreamSampler(
-        None if cfg.data is None else len(dataset),
+        num_items,
         cfg.batch_size,
         cfg.steps * cfg.accum_steps,  # one sampler batch per accumulation step
         rank=ctx.rank,
         world_size=ctx.world_size,
         seed=cfg.seed,
         start_step=start * cfg.accum_steps,
-    )
-    collator = MaskingCollator(
-        preparer,
-        cfg.ratio,
-        per_sample=cfg.per_sample,
-        seed=cfg.seed,
-        global_batch=global_batch,
     )
     loader = DataLoader(
         dataset,
@@ -279,29 +345,28 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         os.makedirs(directory, exist_ok=True)
         metrics_file = open(cfg.metrics, "a" if cfg.resume else "w", encoding="utf-8")  # noqa: SIM115
     try:
-        records = _run_steps(cfg, ctx, net, optimizer, loader, start, identity, metrics_file, log)
+        records = _run_steps(
+            cfg,
+            ctx,
+            net,
+            optimizer,
+            loader,
+            start,
+            identity,
+            metrics_file,
+            log,
+            forward=forward,
+            on_step=on_step,
+            extra_state=extra_state,
+        )
     finally:
         if metrics_file is not None:
             metrics_file.close()
-
-    summary = _summary(cfg, ctx, records, start, parameters)
-    if ctx.is_main and cfg.save:
-        torch.save(model.encoder_state_dict(), cfg.save)
-        summary["saved"] = cfg.save
-    if log and records:
-        log(
-            f"loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} over steps "
-            f"{start + 1}-{cfg.steps}; {summary['samples_per_s']:.1f} samples/s (median after "
-            f"the first step); waiting for data {100 * summary['data_wait_fraction']:.1f} % of "
-            "the step time" + (f"; encoder weights: {cfg.save}" if cfg.save else "")
-        )
-    elif log:
-        log(f"nothing to do: the checkpoint is at step {start} of --steps {cfg.steps}")
-    return summary
+    return records, start
 
 
 def _run_steps(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     ctx: DistContext,
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -310,6 +375,10 @@ def _run_steps(
     identity: dict[str, Any],
     metrics_file: Any,
     log: Callable[[str], None] | None,
+    *,
+    forward: Callable[[nn.Module, Any, torch.device], Any] = pretrain_forward,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    extra_state: Callable[[], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The steps of :func:`~grouping.train.engine.train_steps`, with the metrics file, the
     progress line and the checkpoints between them; returns one record per step."""
@@ -334,10 +403,13 @@ def _run_steps(
         lr_at=lr_at,
         ctx=ctx,
         global_batch=identity["global_batch"],
+        forward=forward,
         accum_steps=cfg.accum_steps,
         clip_grad=cfg.clip_grad,
         bf16=cfg.bf16,
     ):
+        if on_step is not None:
+            on_step(record)
         records.append(record)
         if metrics_file is not None:
             metrics_file.write(json.dumps(record) + "\n")
@@ -347,7 +419,10 @@ def _run_steps(
         if cfg.checkpoint and (
             step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
         ):
-            _save(cfg, ctx, model, optimizer, step, identity)
+            if extra_state is None:
+                _save(cfg, ctx, model, optimizer, step, identity)
+            else:
+                _save(cfg, ctx, model, optimizer, step, identity, extra_state())
     progress.close()
     return records
 
@@ -366,12 +441,13 @@ def _resumed_step(state: dict[str, Any], identity: dict[str, Any], path: str) ->
 
 
 def _save(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     ctx: DistContext,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     step: int,
     identity: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> None:
     rng = all_gather_objects(_rng_state(ctx), ctx)  # every process's random state
     if not ctx.is_main:
@@ -386,11 +462,13 @@ def _save(
         "sampler": {"position": step * identity["global_batch"], "step": step},
         "rng": rng,
     }
+    if extra is not None:
+        state["extra"] = extra
     save_checkpoint(checkpoint_path(cfg.checkpoint, step), state)  # type: ignore[arg-type]
 
 
 def _summary(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     ctx: DistContext,
     records: list[dict[str, Any]],
     start: int,
