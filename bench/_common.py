@@ -8,7 +8,6 @@ module as ``_common`` (Python puts the script's folder first on ``sys.path``).
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
@@ -23,6 +22,7 @@ import numpy as np
 from _memory import PeakRSS, activation_peaks, rss_bytes, trim
 
 import grouping as gp
+from grouping import report
 from grouping.presets import PRESETS, Preset
 
 __all__ = [
@@ -169,36 +169,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _clean(value: Any) -> Any:
-    """Replace float nan/inf by None (JSON has no nan); keep 6 significant digits."""
-    if isinstance(value, (float, np.floating)):
-        return float(f"{value:.6g}") if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    return value
-
-
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON (numpy scalars and arrays converted, nan as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(_clean(data), f, indent=1, default=_json_default)
-        f.write("\n")
-    return path
+    """Write ``data`` as indented JSON (numpy scalars and arrays converted, nan as null, 6
+    significant digits): :func:`grouping.report.write_json`, as every benchmark writes it."""
+    return report.write_json(path, data, indent=1, digits=6)

@@ -22,7 +22,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -33,7 +32,9 @@ import numpy as np
 from _common import REPO, format_table, machine_info, machine_line, median_time, write_json
 
 import grouping as gp
+from grouping.plotting import plot_group_size_cases
 from grouping.presets import get_preset, preset_counts
+from grouping.report import CostTable, cost_table
 
 TARGET_SAVING = 0.05
 
@@ -75,8 +76,6 @@ def run_case(case: Case, quick: bool) -> dict[str, Any]:
     # x axis: extra tokens per group over each mask's own largest count (GreenMIM's choice), so
     # that every mask has a value at every point of the axis
     offsets = np.arange(case.extra + 1)
-    rel_auto = np.empty((masks, offsets.size))
-    rel_greenmim = np.empty((masks, offsets.size))
     baseline = np.empty(masks)
     padding = np.empty(masks)
     sweep_cost = np.empty(masks)
@@ -86,11 +85,6 @@ def run_case(case: Case, quick: bool) -> dict[str, Any]:
         base = gp.solve(c, strategy="greenmim", channels=channels)  # g = largest count
         baseline[i] = base.cost
         padding[i] = 1.0 - c.sum() / (base.num_groups * base.group_size)
-        for j, extra in enumerate(offsets):
-            g = int(largest[i] + extra)
-            for strategy, out in (("auto", rel_auto), ("greenmim", rel_greenmim)):
-                num = gp.solve(c, g, strategy=strategy).num_groups
-                out[i, j] = gp.attention_cost(num, g, channels) / base.cost
         sweep = gp.solve(c, "sweep", channels=channels)
         sweep_cost[i] = sweep.cost
         sweep_size[i] = sweep.group_size
@@ -99,6 +93,13 @@ def run_case(case: Case, quick: bool) -> dict[str, Any]:
             repeats=case.timing_repeats,
             warmup=0,
         )
+    # every mask at every size up to the largest m + extra, packed by each strategy (the table
+    # of grouping sweep), then read at m + offsets per mask
+    high = int(largest.max()) + case.extra
+    rel_auto, rel_greenmim = (
+        _relative(cost_table(counts, channels, high, strategy=s), offsets, baseline)
+        for s in ("auto", "greenmim")
+    )
 
     saving = 1.0 - sweep_cost / baseline
     violations = int(np.sum(sweep_cost > baseline))
@@ -167,83 +168,9 @@ def run_case(case: Case, quick: bool) -> dict[str, Any]:
     }
 
 
-def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = 2
-    rows = math.ceil(len(results) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.4 * rows), squeeze=False)
-    for ax, r in zip(axes.ravel(), results, strict=False):
-        x = np.asarray(r["offsets"])
-        ax.fill_between(
-            x,
-            r["relative_cost_auto_p10"],
-            r["relative_cost_auto_p90"],
-            color="tab:blue",
-            alpha=0.2,
-            lw=0,
-            label="auto, 10-90 % of masks",
-        )
-        ax.plot(x, r["relative_cost_auto_median"], color="tab:blue", lw=1.4, label="auto, median")
-        ax.plot(
-            x,
-            r["relative_cost_greenmim_median"],
-            color="tab:orange",
-            lw=1,
-            ls="--",
-            label="published algorithm at g, median",
-        )
-        ax.axhline(1.0, color="black", lw=0.8, ls=":", label="GreenMIM's choice (g = m)")
-        ax.axhline(
-            1.0 - r["greenmim_padding_median"],
-            color="grey",
-            lw=0.8,
-            ls="-.",
-            label="floor: no padding at g = m (median)",
-        )
-        o = r["median_curve_optimum"]
-        ax.plot(
-            [o["offset"]],
-            [o["relative_cost"]],
-            marker="*",
-            ms=13,
-            color="red",
-            ls="none",
-            label=f"optimum of the median: g = m + {o['offset']} "
-            f"({100 * (1 - o['relative_cost']):.1f} % saved)",
-        )
-        s = r["sweep"]
-        lo = np.nanmin(r["relative_cost_auto_p10"])
-        ax.plot(
-            s["offsets"],
-            np.full(len(s["offsets"]), lo - 0.01),
-            "|",
-            color="tab:red",
-            alpha=0.4,
-            ms=8,
-            label=f"per-mask sweep choice (median saving {100 * s['median_saving']:.1f} %)",
-        )
-        ax.set_title(
-            f"{r['label']} ({r['preset']}, C={r['channels']}, {r['masks']} masks, "
-            f"~{r['nonempty_median']:.0f} windows)",
-            fontsize=9,
-        )
-        ax.set_xlabel(
-            "extra tokens per group over the largest count m "
-            f"(median m = {r['largest_count_median']:.0f})"
-        )
-        ax.set_ylabel("attention cost / GreenMIM's choice")
-        ax.grid(True, alpha=0.25)
-        ax.legend(fontsize=7, loc="upper left")
-    for ax in axes.ravel()[len(results) :]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _relative(table: CostTable, offsets: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Cost over GreenMIM's choice, ``[masks, offsets]``, at each mask's ``m + offsets``."""
+    return table.at_offsets(table.costs, offsets) / baseline[:, None]
 
 
 def print_tables(results: list[dict[str, Any]]) -> None:
@@ -367,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if json_path:
         print(f"wrote {write_json(json_path, result)}")
     if png_path:
-        plot(results, png_path)
+        plot_group_size_cases(results, png_path)
         print(f"wrote {png_path}")
     return 0
 

@@ -1,4 +1,8 @@
-"""Plots of a grouping plan and of a group-size sweep (PNG files).
+"""Plots of a grouping plan and of group-size sweeps (PNG files).
+
+:func:`plot_plan` and :func:`plot_sweep` draw the ``grouping plan`` and ``grouping sweep``
+figures, :func:`plot_group_size_cases` the figure of ``bench/group_size.py``
+(``docs/figures/group_size.png``).
 
 matplotlib is an optional dependency (the ``bench`` extra); it is imported inside the functions,
 so ``import grouping.plotting`` works without it. Figures are drawn with matplotlib's Agg canvas
@@ -19,19 +23,19 @@ from .core.errors import invalid
 from .core.plan import GroupingPlan
 from .core.windows import window_index
 
-__all__ = ["group_colors", "plot_plan", "plot_sweep"]
+__all__ = ["group_colors", "plot_group_size_cases", "plot_plan", "plot_sweep"]
 
 _INSTALL_HINT = "plotting needs matplotlib: install it with `pip install grouping[bench]`"
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     """A new Agg-backed figure (matplotlib imported here, lazily)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_INSTALL_HINT) from exc
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -356,4 +360,112 @@ def plot_sweep(
     fig.legend(loc="outside lower center", ncols=2, fontsize=7.5)
     if title:
         ax.set_title(title, fontsize=10)
+    _save(fig, path, dpi)
+
+
+def _group_size_panel(ax: Any, case: Mapping[str, Any]) -> None:
+    """One case of :func:`plot_group_size_cases`."""
+    x = np.asarray(case["offsets"])
+    ax.fill_between(
+        x,
+        case["relative_cost_auto_p10"],
+        case["relative_cost_auto_p90"],
+        color="tab:blue",
+        alpha=0.2,
+        lw=0,
+        label="auto, 10-90 % of masks",
+    )
+    ax.plot(x, case["relative_cost_auto_median"], color="tab:blue", lw=1.4, label="auto, median")
+    ax.plot(
+        x,
+        case["relative_cost_greenmim_median"],
+        color="tab:orange",
+        lw=1,
+        ls="--",
+        label="published algorithm at g, median",
+    )
+    ax.axhline(1.0, color="black", lw=0.8, ls=":", label="GreenMIM's choice (g = m)")
+    ax.axhline(
+        1.0 - case["greenmim_padding_median"],
+        color="grey",
+        lw=0.8,
+        ls="-.",
+        label="floor: no padding at g = m (median)",
+    )
+    o = case["median_curve_optimum"]
+    ax.plot(
+        [o["offset"]],
+        [o["relative_cost"]],
+        marker="*",
+        ms=13,
+        color="red",
+        ls="none",
+        label=f"optimum of the median: g = m + {o['offset']} "
+        f"({100 * (1 - o['relative_cost']):.1f} % saved)",
+    )
+    s = case["sweep"]
+    lo = np.nanmin(case["relative_cost_auto_p10"])
+    ax.plot(
+        s["offsets"],
+        np.full(len(s["offsets"]), lo - 0.01),
+        "|",
+        color="tab:red",
+        alpha=0.4,
+        ms=8,
+        label=f"per-mask sweep choice (median saving {100 * s['median_saving']:.1f} %)",
+    )
+    ax.set_title(
+        f"{case['label']} ({case['preset']}, C={case['channels']}, {case['masks']} masks, "
+        f"~{case['nonempty_median']:.0f} windows)",
+        fontsize=9,
+    )
+    ax.set_xlabel(
+        "extra tokens per group over the largest count m "
+        f"(median m = {case['largest_count_median']:.0f})"
+    )
+    ax.set_ylabel("attention cost / GreenMIM's choice")
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def plot_group_size_cases(
+    cases: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    cols: int = 2,
+    dpi: int = 110,
+) -> None:
+    """One panel per case of ``bench/group_size.py``: cost against ``g - m`` over many masks.
+
+    Each panel draws the median and the 10-90 % band over the masks of the attention cost
+    divided by GreenMIM's choice (the published algorithm at the mask's largest count ``m``),
+    against the extra tokens per group ``g - m``; the published algorithm's median at every
+    ``g``; the floor no size can beat (no padding at ``g = m``); the optimum of the median
+    curve; and where each mask's own sweep chose its size.
+
+    Args:
+        cases: the ``"cases"`` of the benchmark's JSON (``docs/results/group_size.json``):
+            mappings with ``offsets``, ``relative_cost_auto_median`` / ``_p10`` / ``_p90``,
+            ``relative_cost_greenmim_median``, ``greenmim_padding_median``,
+            ``median_curve_optimum``, ``sweep`` (``offsets``, ``median_saving``), and
+            ``label``, ``preset``, ``channels``, ``masks``, ``nonempty_median``,
+            ``largest_count_median`` for the titles.
+        path: the PNG file to write (parent directories are created).
+        cols: panels per row.
+        dpi: resolution of the PNG.
+
+    Raises:
+        GroupingValueError: if ``cases`` is empty.
+        ImportError: if matplotlib is not installed.
+    """
+    if len(cases) == 0:
+        raise invalid("cases", "at least one case", cases)
+    rows = -(-len(cases) // cols)
+    fig = _figure(6.2 * cols, 4.4 * rows, layout=None)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, case in zip(axes.ravel(), cases, strict=False):
+        _group_size_panel(ax, case)
+    for ax in axes.ravel()[len(cases) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
     _save(fig, path, dpi)
