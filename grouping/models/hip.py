@@ -81,6 +81,8 @@ __all__ = [
     "HiPMAE",
     "HiPStep",
     "HaikuParamsError",
+    "convert_haiku_params",
+    "haiku_names",
     "hip_16",
     "hip_16x3",
     "hip_256",
@@ -1264,32 +1266,26 @@ def haiku_names(model: HiP, root: str = "perceiver") -> dict[str, tuple[str, str
     return out
 
 
-def load_haiku_params(
-    model: HiP, params: Mapping[str, Mapping[str, Any]], *, strict: bool = True
-) -> HiP:
-    """Load the official parameter tree into ``model`` (in place; returns it).
+def convert_haiku_params(
+    params: Mapping[str, Mapping[str, Any]], model: HiP, *, strict: bool = True
+) -> dict[str, torch.Tensor]:
+    """The official parameter tree as ``model``'s state dict: a pure conversion (as timm's
+    ``checkpoint_filter_fn``; ``model`` is only read, for the names of :func:`haiku_names` and
+    the shapes and dtypes of its parameters).
 
     Args:
+        params: what ``hk.transform(...).init`` returns: ``{module path: {name: array}}``
+            (numpy or JAX arrays; Haiku linear weights ``[in, out]``, transposed here).
         model: a :class:`HiP` or :class:`HiPClassBottleneck` built with the official
             arguments and the same modalities / datasets.
-        params: what ``hk.transform(...).init`` returns: ``{module path: {name: array}}``
-            (numpy or JAX arrays; Haiku linear weights ``[in, out]``).
         strict: also refuse entries of ``params`` that the model has no place for.
+
+    Returns:
+        ``{torch name: tensor}``, every entry of ``model.state_dict()``, in its dtype.
 
     Raises:
         HaikuParamsError: a missing or mis-shaped entry (named, with the expected and received
             shapes), or with ``strict``, an unused one.
-
-    Example:
-        >>> import numpy as np
-        >>> m = HiP((2, 1, 2), (1, 1, 1), (4, 4, 4), (8, 8, 8), (1, 1, 1), (2, 2, 2),
-        ...         (1, 1, 1), (2, 2, 2), 8, modalities={"x": (6, 3)})
-        >>> tree = {}
-        >>> for name, (path, key, t) in haiku_names(m).items():
-        ...     value = m.state_dict()[name].numpy()
-        ...     tree.setdefault(path, {})[key] = value.T if t else value
-        >>> load_haiku_params(m, tree) is m
-        True
     """
     if not isinstance(params, Mapping):
         raise HaikuParamsError(
@@ -1326,7 +1322,36 @@ def load_haiku_params(
             )
     missing = set(state) - set(new)
     assert not missing, f"haiku_names misses {sorted(missing)}"
-    model.load_state_dict(new)
+    return new
+
+
+def load_haiku_params(
+    model: HiP, params: Mapping[str, Mapping[str, Any]], *, strict: bool = True
+) -> HiP:
+    """Load the official parameter tree into ``model`` (in place; returns it):
+    ``model.load_state_dict(convert_haiku_params(params, model, strict=strict))``.
+
+    Args:
+        model: a :class:`HiP` or :class:`HiPClassBottleneck` built with the official
+            arguments and the same modalities / datasets.
+        params: what ``hk.transform(...).init`` returns (see :func:`convert_haiku_params`).
+        strict: also refuse entries of ``params`` that the model has no place for.
+
+    Raises:
+        HaikuParamsError: see :func:`convert_haiku_params`.
+
+    Example:
+        >>> import numpy as np
+        >>> m = HiP((2, 1, 2), (1, 1, 1), (4, 4, 4), (8, 8, 8), (1, 1, 1), (2, 2, 2),
+        ...         (1, 1, 1), (2, 2, 2), 8, modalities={"x": (6, 3)})
+        >>> tree = {}
+        >>> for name, (path, key, t) in haiku_names(m).items():
+        ...     value = m.state_dict()[name].numpy()
+        ...     tree.setdefault(path, {})[key] = value.T if t else value
+        >>> load_haiku_params(m, tree) is m
+        True
+    """
+    model.load_state_dict(convert_haiku_params(params, model, strict=strict))
     return model
 
 

@@ -35,6 +35,7 @@ References:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
     "PerceiverIOConfig",
     "PositionEncoding",
     "concat_cross_attention",
+    "convert_transformers_state_dict",
     "fourier_features",
     "from_transformers",
     "materialize",
@@ -1333,34 +1335,62 @@ def perceiver_io(**kwargs: Any) -> PerceiverIO:
 # -- transformers ----------------------------------------------------------------------------------
 
 
-def _copy(dst: nn.Module, src: nn.Module) -> None:
-    with torch.no_grad():
-        for name in ("weight", "bias"):
-            a, b = getattr(dst, name, None), getattr(src, name, None)
-            if a is None and b is None:
-                continue
-            if a is None or b is None or a.shape != b.shape:
-                raise invalid(
-                    "model",
-                    f"a {name} of shape {getattr(a, 'shape', None)}",
-                    getattr(b, "shape", None),
-                )
-            a.copy_(b)
+# transformers' names -> ours, applied in order to every key (regular expressions, re.sub)
+_TRANSFORMERS_KEYS: tuple[tuple[str, str], ...] = (
+    (r"^embeddings\.latents$", "encoder.latents"),
+    (r"^decoder\.decoder\.", "decoder."),  # a classification decoder wraps a basic one
+    (r"^decoder\.output_position_encodings\.", "decoder.positions."),
+    (r"^input_preprocessor\.position_embeddings\.", "input_preprocessor.positions."),
+    (r"\.positions_projection\.", ".positions.projection."),
+    (r"\.decoding_cross_attention\.", ".cross_attention."),
+    (r"\.attention\.self\.layernorm1\.", ".norm_q."),
+    (r"\.attention\.self\.layernorm2\.", ".norm_kv."),
+    (r"\.attention\.self\.query\.", ".attn.q."),
+    (r"\.attention\.self\.key\.", ".attn.k."),
+    (r"\.attention\.self\.value\.", ".attn.v."),
+    (r"\.attention\.output\.dense\.", ".attn.proj."),
+    (r"\.layernorm\.", ".norm_mlp."),
+    (r"\.mlp\.dense([12])\.", r".mlp.fc\1."),
+)
 
 
-def _copy_layer(ours: PerceiverAttention, theirs: Any) -> None:
-    """transformers' ``PerceiverLayer`` -> :class:`PerceiverAttention`."""
-    att = theirs.attention
-    _copy(ours.norm_q, att.self.layernorm1)
-    if ours.norm_kv is not None:
-        _copy(ours.norm_kv, att.self.layernorm2)
-    _copy(ours.attn.q, att.self.query)
-    _copy(ours.attn.k, att.self.key)
-    _copy(ours.attn.v, att.self.value)
-    _copy(ours.attn.proj, att.output.dense)
-    _copy(ours.norm_mlp, theirs.layernorm)
-    _copy(ours.mlp.fc1, theirs.mlp.dense1)
-    _copy(ours.mlp.fc2, theirs.mlp.dense2)
+def convert_transformers_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """transformers' ``PerceiverModel`` names -> ours: a pure ``state_dict -> state_dict`` map,
+    as timm's ``checkpoint_filter_fn``.
+
+    ``embeddings.latents`` -> ``encoder.latents``; in every ``PerceiverLayer``,
+    ``attention.self.{layernorm1, layernorm2, query, key, value}``, ``attention.output.dense``,
+    ``layernorm`` and ``mlp.dense{1, 2}`` -> :class:`PerceiverAttention`'s ``norm_q``,
+    ``norm_kv``, ``attn.{q, k, v, proj}``, ``norm_mlp`` and ``mlp.fc{1, 2}``; the decoder's
+    ``decoding_cross_attention`` and ``output_position_encodings`` -> its ``cross_attention``
+    and ``positions`` (a classification decoder's inner ``decoder.`` dropped); a
+    preprocessor's ``position_embeddings`` and ``positions_projection`` -> ``positions`` and
+    ``positions.projection``. The ``output_postprocessor``, which :func:`from_transformers`
+    does not reproduce, is dropped; other names pass unchanged.
+
+    Args:
+        state_dict: a transformers ``PerceiverModel``'s ``state_dict()``.
+
+    Returns:
+        A new dict with the same tensors under our names.
+
+    Example:
+        >>> sorted(convert_transformers_state_dict({
+        ...     "embeddings.latents": 0,
+        ...     "decoder.decoder.decoding_cross_attention.attention.self.query.weight": 1,
+        ... }))
+        ['decoder.cross_attention.attn.q.weight', 'encoder.latents']
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("output_postprocessor."):
+            continue
+        for pattern, replacement in _TRANSFORMERS_KEYS:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
 
 
 def _layer_options(theirs: Any) -> dict[str, Any]:
@@ -1409,6 +1439,9 @@ def from_transformers(model: Any) -> PerceiverIO:
     transformers' format) load. Outputs equal the model's within float32 rounding (tested at
     1e-5 relative). ``transformers`` is imported here only (the ``[hf]`` extra).
 
+    The architecture is read from the model's config and modules; the weights are its
+    ``state_dict()`` through :func:`convert_transformers_state_dict`, loaded strictly.
+
     Args:
         model: a ``transformers.PerceiverModel`` (or a ``PerceiverFor...`` model, whose
             ``.perceiver`` is used).
@@ -1448,17 +1481,6 @@ def from_transformers(model: Any) -> PerceiverIO:
             num_pos_channels=trainable,
             **pos,
         )
-        if prep == "conv1x1":
-            _copy(pre.convnet_1x1, theirs_pre.convnet_1x1)
-        if pre.conv_after_patches is not None:
-            _copy(pre.conv_after_patches, theirs_pre.conv_after_patches)
-        if pre.positions.kind == "trainable":
-            with torch.no_grad():
-                pre.positions.position_embeddings.copy_(
-                    theirs_pre.position_embeddings.position_embeddings
-                )
-        if pre.positions.projection is not None:
-            _copy(pre.positions.projection, project)
     input_channels = pre.num_channels if pre is not None else cfg.d_model
     enc = PerceiverEncoder(  # built as transformers builds it: the same width defaults
         cfg.num_latents,
@@ -1476,11 +1498,6 @@ def from_transformers(model: Any) -> PerceiverIO:
         use_query_residual=cfg.use_query_residual,
         activation=act,
     )
-    with torch.no_grad():
-        enc.latents.copy_(model.embeddings.latents)
-    _copy_layer(enc.cross_attention, model.encoder.cross_attention)
-    for ours, theirs in zip(enc.self_attends, model.encoder.self_attends, strict=True):
-        _copy_layer(ours, theirs)
 
     dec = None
     theirs_dec = model.decoder
@@ -1528,17 +1545,9 @@ def from_transformers(model: Any) -> PerceiverIO:
                 output_index_dims=(dims,) if isinstance(dims, int) else tuple(dims),
                 **options,
             )
-        _copy_layer(dec.cross_attention, layer)
-        if isinstance(basic.final_layer, nn.Linear):
-            _copy(dec.final_layer, basic.final_layer)
-        if dec.positions is not None and dec.positions.kind == "trainable":
-            with torch.no_grad():
-                dec.positions.position_embeddings.copy_(
-                    basic.output_position_encodings.position_embeddings
-                )
-        if dec.positions is not None and dec.positions.projection is not None:
-            _copy(dec.positions.projection, project)
-    return PerceiverIO(enc, dec, pre)
+    ours = PerceiverIO(enc, dec, pre)
+    ours.load_state_dict(convert_transformers_state_dict(model.state_dict()))
+    return ours
 
 
 # -- moved ---------------------------------------------------------------------------------------
