@@ -16,6 +16,12 @@ how often each strategy is proven optimal (``plan.optimal``), median solve times
 plain-Python statement of the published algorithm (``greenmim_reference``) on the same inputs,
 with speed-ups measured in the same run.
 
+It also measures what a training loop pays per step (``per_call``): ``solve(counts)`` with the
+default strategy and group size on the Swin-B 224 px window-7 stage-1 masks (64 windows),
+each call timed on its own, the median of 200 calls per mask, next to the plain-Python
+published algorithm on the same masks (median of 200 calls too) and the fast-path kernel
+alone (``packing._fast_plan`` into a preallocated buffer: what the Python wrapper adds).
+
 Run::
 
     python bench/solver.py            # full run: writes docs/results/solver.json and
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -45,6 +52,7 @@ from _common import (
 )
 
 import grouping as gp
+from grouping.core import packing
 from grouping.core.packing import greenmim_groups
 from grouping.presets import Preset, preset_counts
 from grouping.testing.reference import greenmim_reference
@@ -66,6 +74,10 @@ STYLES = {  # colour and marker per strategy, shared by both panels
 TARGET_SPEEDUP = {224: 300.0, 1024: 1000.0}
 TARGET_OPTIMAL_RATE = 0.99
 TARGET_AUTO_2048_MS = 2.0
+TARGET_PER_CALL_US = 4.0  # issue 16: solve() per call at 224 px w7 stage 1, as before the limits
+TARGET_PER_CALL_SPEEDUP = 300.0  # ... and >= 300x the plain-Python published algorithm there
+PER_CALL_CALLS = 200  # calls per median (each timed on its own)
+PER_CALL_MASKS = {"full": 10, "quick": 2}
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,99 @@ def stage1_scaling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _per_call_median_us(fn: Any, calls: int) -> float:
+    """Median microseconds of ``fn()`` over ``calls`` calls, each timed on its own."""
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(calls):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return statistics.median(times) / 1e3
+
+
+def _per_call_row(counts: np.ndarray, calls: int) -> dict[str, Any]:
+    """The per-call medians of :func:`per_call` on one mask's counts."""
+    g = int(counts.max())
+    as_list = counts.tolist()  # the reference's input, built outside the timing
+    out = np.empty(packing.fast_buffer_size(counts.shape[0]), dtype=np.int64)
+    kernel_args = (counts, 0, 1, packing.GREENMIM_MAX_WORK, packing.MAX_TABLE_WORDS, out)
+    timed = {
+        "auto": lambda: gp.solve(counts),
+        "greenmim": lambda: gp.solve(counts, strategy="greenmim"),
+        "kernel": lambda: packing._fast_plan(*kernel_args),  # FFD + L2, as "auto" here
+    }
+    for fn in timed.values():
+        for _ in range(1000):
+            fn()
+    row: dict[str, Any] = {
+        "windows": int(counts.shape[0]),
+        "nonempty": int(np.count_nonzero(counts)),
+        "group_size": g,
+    }
+    for name, fn in timed.items():
+        row[f"{name}_us"] = _per_call_median_us(fn, calls)
+    row["reference_us"] = _per_call_median_us(lambda: greenmim_reference(as_list, g), calls)
+    row["auto_us_after_reference"] = _per_call_median_us(timed["auto"], calls)
+    for name in ("auto", "greenmim", "kernel"):
+        row[f"speedup_{name}"] = row["reference_us"] / row[f"{name}_us"]
+    return row
+
+
+def per_call(masks: int, calls: int = PER_CALL_CALLS) -> dict[str, Any]:
+    """``solve()`` per call on the Swin-B 224 px w7 stage-1 masks (64 windows each).
+
+    Per mask (seeds 0..masks-1, the same masks as the ``224 w7 s1`` configuration): the median
+    of ``calls`` individually timed calls of ``gp.solve(counts)`` (default strategy and group
+    size, the largest count, as GreenMIM), of ``strategy="greenmim"``, of the fast-path kernel
+    alone, and of the plain-Python ``greenmim_reference`` on the same counts (its list built
+    outside the timing), after 1000 warm-up calls of each solver. The ratios are per mask
+    (reference / solver, same mask, same run); the summary is the median over masks.
+    """
+    preset = swin_preset(224, 7)
+    rows = []
+    for seed in range(masks):
+        _, grid = preset_counts(preset, stage=0, seed=seed)
+        rows.append(_per_call_row(np.ascontiguousarray(grid.ravel()), calls))  # int64 [64]
+        rows[-1]["seed"] = seed
+    summary: dict[str, Any] = {
+        "config": "224 w7 s1",
+        "masks": masks,
+        "calls_per_median": calls,
+        "timing": "each call timed on its own (time.perf_counter_ns), median of the calls",
+    }
+    for key in rows[0]:
+        if "_us" in key or key.startswith("speedup_") or key == "nonempty":
+            summary[key] = float(np.median([r[key] for r in rows]))
+    summary["auto_us_max_over_masks"] = max(r["auto_us"] for r in rows)
+    summary["wrapper_us"] = summary["auto_us"] - summary["kernel_us"]
+    summary["per_mask"] = rows
+    return summary
+
+
+def print_per_call(result: dict[str, Any]) -> None:
+    print(
+        f"\nPer call at {result['config']} ({result['nonempty']:.0f} of 64 windows non-empty, "
+        f"{result['masks']} masks; median of {result['calls_per_median']} calls each, then "
+        "the median over masks; x = plain Python / this, per mask)"
+    )
+    headers = ["what", "us per call", "x plain Python"]
+    table = [
+        ["solve(counts) (auto, g = largest count)", f"{result['auto_us']:.2f}"]
+        + [_fmt_x(result["speedup_auto"])],
+        ['solve(counts, strategy="greenmim")', f"{result['greenmim_us']:.2f}"]
+        + [_fmt_x(result["speedup_greenmim"])],
+        ["fast-path kernel alone (no Python wrapper)", f"{result['kernel_us']:.2f}"]
+        + [_fmt_x(result["speedup_kernel"])],
+        ["plain-Python published algorithm", f"{result['reference_us']:.0f}", "1x"],
+    ]
+    print(format_table(headers, table))
+    print(
+        f"  solve(counts) again after the reference: {result['auto_us_after_reference']:.2f} us; "
+        f"the Python wrapper adds {result['wrapper_us']:.2f} us to the kernel"
+    )
+
+
 def wrapper_overhead(repeats: int) -> dict[str, float]:
     """Median time of ``solve`` on a single non-empty window: the fixed per-call cost."""
     one = np.array([5], dtype=np.int64)
@@ -397,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         "solve() on one window (fixed per-call cost, us): "
         + ", ".join(f"{s} {t:.1f}" for s, t in overhead.items())
     )
+    calls = per_call(PER_CALL_MASKS["quick" if quick else "full"])
+    print_per_call(calls)
 
     configs = configurations(tuple(args.images))
     rows = []
@@ -453,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["growth"] = growth(all_records)
     summary["growth"]["stage1_w7_medians"] = stage1_scaling(rows)
     summary["targets"] = targets(rows, all_records, overall, summary["growth"])
+    summary["targets"] += per_call_targets(calls)
     summary["wrapper_overhead_us"] = overhead
     print("\nTime growth (log-log slope of time against non-empty windows, >= 100 windows):")
     print(
@@ -495,10 +603,13 @@ def main(argv: list[str] | None = None) -> int:
             "window_clipping": "window = min(window, stage grid); no shift when the grid fits "
             "in one window (as Swin); shifted duplicates omitted",
             "group_size": "largest count (GreenMIM's choice)",
+            "per_call_masks": calls["masks"],
+            "per_call_calls": calls["calls_per_median"],
             "elapsed_s": time.perf_counter() - start,
         },
         "configs": rows,
         "summary": summary,
+        "per_call": calls,
         "instances": {label: columnar(rs) for label, rs in records_by_config.items()},
     }
     if json_path:
@@ -621,6 +732,29 @@ def targets(
             }
         )
     return out
+
+
+def per_call_targets(calls: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's targets: solve() per call at 224 px w7 stage 1, and its ratio to plain Python."""
+    us, ratio = calls["auto_us"], calls["speedup_auto"]
+    where = f"{calls['config']} (64 windows, median of {calls['calls_per_median']} calls)"
+    return [
+        {
+            "name": f"solve() <= {TARGET_PER_CALL_US:g} us per call at {where}",
+            "value": f"{us:.2f} us (median over {calls['masks']} masks; slowest mask "
+            f"{calls['auto_us_max_over_masks']:.2f} us; kernel alone {calls['kernel_us']:.2f} us)",
+            "met": bool(us <= TARGET_PER_CALL_US),
+            "measured": us,
+        },
+        {
+            "name": f"solve() >= {TARGET_PER_CALL_SPEEDUP:.0f}x faster than the plain-Python "
+            f"published algorithm per call at {where}",
+            "value": f"{ratio:.0f}x (reference {calls['reference_us'] / 1e3:.2f} ms, solve "
+            f"{us:.2f} us)",
+            "met": bool(ratio >= TARGET_PER_CALL_SPEEDUP),
+            "measured": ratio,
+        },
+    ]
 
 
 if __name__ == "__main__":

@@ -465,17 +465,55 @@ def _sort_decreasing(sizes, capacity):  # pragma: no cover - jitted
     hist = np.zeros(capacity + 2, dtype=np.int64)
     for i in range(n):
         hist[sizes[i]] += 1
-    start = np.zeros(capacity + 2, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    _order_from_hist(sizes, capacity, hist, np.empty(capacity + 1, dtype=np.int64), order)
+    return order
+
+
+@njit(cache=CACHE, nogil=True)
+def _order_from_hist(sizes, capacity, hist, start, order):  # pragma: no cover - jitted
+    """The counting sort's second half: ``order`` = item positions by decreasing size, ties
+    by increasing position, from ``hist[s]`` = items of size ``s`` (``s <= capacity``);
+    ``start`` is scratch of at least ``capacity + 1`` entries."""
     acc = 0
     for s in range(capacity, -1, -1):
         start[s] = acc
         acc += hist[s]
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
+    for i in range(sizes.shape[0]):
         s = sizes[i]
         order[start[s]] = i
         start[s] += 1
-    return order
+
+
+_FFD_SCAN_UP_TO = 128  # few items: a plain scan over the bins beats the segment tree's set-up
+
+
+@njit(cache=CACHE, nogil=True)
+def _first_fit_scan(sizes, order, capacity, bins, residual):  # pragma: no cover - jitted
+    """First fit by a plain scan over the bins: items in ``order``, each into the first bin
+    with room. Writes ``bins[item]``; ``residual`` is scratch of one entry per item. Returns
+    the number of bins. The scan starts past the leading bins too full for the smallest item
+    (full windows close their group at once), which no item can enter: the same bins."""
+    smallest = capacity
+    for i in range(sizes.shape[0]):
+        if sizes[i] < smallest:
+            smallest = sizes[i]
+    num_bins = 0
+    first = 0  # bins before it have less room than the smallest item: closed for good
+    for t in range(order.shape[0]):
+        item = order[t]
+        s = sizes[item]
+        b = first
+        while b < num_bins and residual[b] < s:
+            b += 1
+        if b == num_bins:
+            residual[b] = capacity
+            num_bins += 1
+        residual[b] -= s
+        bins[item] = b
+        while first < num_bins and residual[first] < smallest:
+            first += 1
+    return num_bins
 
 
 @njit(cache=CACHE, nogil=True)
@@ -484,21 +522,8 @@ def _first_fit_decreasing(sizes, capacity):  # pragma: no cover - jitted
     n = sizes.shape[0]
     order = _sort_decreasing(sizes, capacity)
     bins = np.empty(n, dtype=np.int64)
-    if n <= 128:  # few items: a plain scan over the bins beats the tree's set-up
-        residual = np.empty(n, dtype=np.int64)
-        num_bins = 0
-        for t in range(n):
-            item = order[t]
-            s = sizes[item]
-            b = 0
-            while b < num_bins and residual[b] < s:
-                b += 1
-            if b == num_bins:
-                residual[b] = capacity
-                num_bins += 1
-            residual[b] -= s
-            bins[item] = b
-        return bins, num_bins
+    if n <= _FFD_SCAN_UP_TO:
+        return bins, _first_fit_scan(sizes, order, capacity, bins, np.empty(n, dtype=np.int64))
     leaves = 1
     while leaves < max(n, 1):
         leaves *= 2
@@ -723,10 +748,18 @@ def _lower_bound(sizes, capacity):  # pragma: no cover - jitted
     for i in range(sizes.shape[0]):
         hist[sizes[i]] += 1
         total += sizes[i]
+    cnt = np.empty(capacity + 2, dtype=np.int64)
+    return _l2_from_hist(hist, total, capacity, cnt, np.empty(capacity + 2, dtype=np.int64))
+
+
+@njit(cache=CACHE, nogil=True)
+def _l2_from_hist(hist, total, capacity, cnt, sm):  # pragma: no cover - jitted
+    """``_lower_bound`` from the histogram of the sizes (``hist[s]``, ``s <= capacity``, none
+    at 0) and their sum; ``cnt`` and ``sm`` are scratch of ``capacity + 2`` entries."""
     best = (total + capacity - 1) // capacity
     # prefix counts and sums over sizes
-    cnt = np.zeros(capacity + 2, dtype=np.int64)
-    sm = np.zeros(capacity + 2, dtype=np.int64)
+    cnt[0] = 0
+    sm[0] = 0
     for s in range(capacity + 1):
         cnt[s + 1] = cnt[s] + hist[s]
         sm[s + 1] = sm[s] + hist[s] * s
@@ -902,12 +935,21 @@ def _split_counts(counts):  # pragma: no cover - jitted
 
     The sum is ``-1`` when it would overflow int64.
     """
-    n = counts.shape[0]
+    k, largest, smallest, total = _count_positive(counts)
+    positions = np.empty(k, dtype=np.int64)
+    sizes = np.empty(k, dtype=np.int64)
+    _positive_into(counts, positions, sizes)
+    return positions, sizes, largest, smallest, total
+
+
+@njit(cache=CACHE, nogil=True)
+def _count_positive(counts):  # pragma: no cover - jitted
+    """``(K, largest, smallest, total)`` of ``_split_counts`` (K: positive counts)."""
     k = 0
     largest = 0
     smallest = 0
     total = 0
-    for i in range(n):
+    for i in range(counts.shape[0]):
         c = counts[i]
         if c > 0:
             k += 1
@@ -917,73 +959,153 @@ def _split_counts(counts):  # pragma: no cover - jitted
                 total = total + c if c <= _INT64_MAX - total else -1
         elif c < smallest:
             smallest = c
-    positions = np.empty(k, dtype=np.int64)
-    sizes = np.empty(k, dtype=np.int64)
+    return k, largest, smallest, total
+
+
+@njit(cache=CACHE, nogil=True)
+def _positive_into(counts, positions, sizes):  # pragma: no cover - jitted
+    """Write the positions and values of the positive counts (``K`` entries each)."""
     k = 0
-    for i in range(n):
+    for i in range(counts.shape[0]):
         if counts[i] > 0:
             positions[k] = i
             sizes[k] = counts[i]
             k += 1
-    return positions, sizes, largest, smallest, total
 
 
 @njit(cache=CACHE, nogil=True)
 def _group_by_bin(bins, num_bins):  # pragma: no cover - jitted
     """Items grouped by bin (bins in index order, items in increasing position)."""
-    n = bins.shape[0]
-    offsets = np.zeros(num_bins + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[bins[i] + 1] += 1
-    for b in range(num_bins):
-        offsets[b + 1] += offsets[b]
-    fill = offsets[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        b = bins[i]
-        order[fill[b]] = i
-        fill[b] += 1
+    order = np.empty(bins.shape[0], dtype=np.int64)
+    offsets = np.empty(num_bins + 1, dtype=np.int64)
+    _group_by_bin_into(bins, num_bins, order, offsets, np.empty(num_bins, dtype=np.int64))
     return order, offsets
 
 
 @njit(cache=CACHE, nogil=True)
-def _fast_plan(counts, capacity, strategy, max_work, max_words):  # pragma: no cover - jitted
-    """One call for the cheap strategies, straight from the counts.
+def _group_by_bin_into(bins, num_bins, order, offsets, fill):  # pragma: no cover - jitted
+    """``_group_by_bin`` into ``order`` (one entry per item) and ``offsets`` (``num_bins +
+    1``); ``fill`` is scratch of ``num_bins`` entries."""
+    n = bins.shape[0]
+    for b in range(num_bins + 1):
+        offsets[b] = 0
+    for i in range(n):
+        offsets[bins[i] + 1] += 1
+    for b in range(num_bins):
+        offsets[b + 1] += offsets[b]
+        fill[b] = offsets[b]
+    for i in range(n):
+        b = bins[i]
+        order[fill[b]] = i
+        fill[b] += 1
+
+
+#: Where ``_fast_plan`` writes in its output buffer: a header of ``FAST_HEADER`` values
+#: (status, capacity, lower bound, largest, smallest, total, windows, groups), then the
+#: counts, the grouped windows and the group offsets.
+FAST_HEADER = 8
+
+
+def fast_buffer_size(num_windows: int) -> int:
+    """Length of ``_fast_plan``'s output buffer for ``num_windows`` counts (``3 N + 9``)."""
+    return FAST_HEADER + 3 * num_windows + 1
+
+
+@njit(cache=CACHE, nogil=True)
+def _fast_plan(counts, capacity, strategy, max_work, max_words, out):  # pragma: no cover - jitted
+    """One call for the cheap strategies, straight from the counts, into one buffer.
 
     ``counts`` int64 ``[N]``; ``capacity`` the group size, or 0 for the largest count;
     ``strategy`` 0 = GreenMIM's knapsack, 1 = FFD, 2 = BFD; ``max_work`` / ``max_words`` the
-    limits of the published algorithm. Returns ``(windows, offsets, lower_bound, capacity,
-    largest, smallest, total, status)``; status -1 when a count is negative, larger than the
-    capacity, or the sum leaves ``[0, MAX_TOTAL]`` (nothing packed, the caller raises), else
-    the published algorithm's status (0 = packed). When everything fits one group, every
-    strategy gives that group (the knapsack's best sum is the total).
+    limits of the published algorithm; ``out`` int64 ``[3 N + 9]`` (``fast_buffer_size``).
+    Writes ``out[:8] = (status, capacity, lower_bound, largest, smallest, total, K, G)``,
+    then ``out[8:8 + N]`` a copy of the counts, ``out[8 + N:8 + N + K]`` the grouped windows
+    and ``out[8 + N + K:9 + N + K + G]`` the group offsets (one buffer and no tuple of arrays
+    to box: at ~40 windows boxing would cost as much as the packing). Returns ``(status,
+    capacity, lower_bound, K, G)`` too (a tuple of ints is cheaper to read than the header;
+    ``int()`` costs nothing jitted and gives Python ints under ``NUMBA_DISABLE_JIT``).
+    The status is -1 when a count is negative, larger than the capacity, or the sum leaves
+    ``[0, MAX_TOTAL]`` (nothing packed, the caller raises), else the published algorithm's
+    status (0 = packed; windows and offsets are written only then). When everything fits one
+    group, every strategy gives that group (the knapsack's best sum is the total).
     """
-    positions, sizes, largest, smallest, total = _split_counts(counts)
+    n = counts.shape[0]
+    head = FAST_HEADER
+    for i in range(n):
+        out[head + i] = counts[i]
+    k, largest, smallest, total = _count_positive(counts)
     if capacity == 0:
         capacity = max(largest, 1)
-    empty = np.zeros(0, dtype=np.int64)
+    out[1] = capacity
+    out[2] = 0
+    out[3] = largest
+    out[4] = smallest
+    out[5] = total
+    out[6] = 0
+    out[7] = 0
     if smallest < 0 or largest > capacity or total < 0 or total > MAX_TOTAL:
-        return empty, np.zeros(1, dtype=np.int64), 0, capacity, largest, smallest, total, -1
-    n = sizes.shape[0]
+        out[0] = -1
+        return -1, int(capacity), 0, 0, 0
+    base = head + n
+    # FFD on few windows at a dense size (every Swin stage at 224 px): one scratch array for
+    # every step instead of a dozen small allocations (about a third of the kernel's time)
+    small = strategy == 1 and capacity <= DENSE_CAPACITY and k <= _FFD_SCAN_UP_TO
+    w = capacity + 2 if small else 0
+    scratch = np.empty(5 * k + 3 * w if small else 2 * k, dtype=np.int64)
+    positions = scratch[:k]
+    sizes = scratch[k : 2 * k]
+    _positive_into(counts, positions, sizes)
     if total <= capacity:
-        offsets = np.zeros(min(n, 1) + 1, dtype=np.int64)
-        offsets[-1] = n
-        return positions, offsets, min(n, 1), capacity, largest, smallest, total, 0
-    bound = _lower_bound_any(sizes, capacity)
-    if strategy == 0:
-        order, offsets, status, _ = _greenmim_any(sizes, capacity, max_work, max_words)
-        if status != 0:
-            return empty, offsets, bound, capacity, largest, smallest, total, status
+        for i in range(k):
+            out[base + i] = positions[i]
+        groups = min(k, 1)
+        out[base + k] = 0
+        if groups:
+            out[base + k + 1] = k
+        out[0] = 0
+        out[2] = groups
+        out[6] = k
+        out[7] = groups
+        return 0, int(capacity), int(groups), int(k), int(groups)
+    if small:  # the steps of _lower_bound, _first_fit_decreasing and _group_by_bin
+        hist = scratch[2 * k : 2 * k + w]
+        cnt = scratch[2 * k + w : 2 * k + 2 * w]
+        sm = scratch[2 * k + 2 * w : 2 * k + 3 * w]
+        order = scratch[2 * k + 3 * w : 3 * k + 3 * w]
+        bins = scratch[3 * k + 3 * w : 4 * k + 3 * w]
+        residual = scratch[4 * k + 3 * w : 5 * k + 3 * w]
+        for v in range(w):
+            hist[v] = 0
+        for i in range(k):
+            hist[sizes[i]] += 1
+        bound = _l2_from_hist(hist, total, capacity, cnt, sm)
+        _order_from_hist(sizes, capacity, hist, cnt, order)
+        groups = _first_fit_scan(sizes, order, capacity, bins, residual)
+        _group_by_bin_into(bins, groups, order, out[base + k : base + k + groups + 1], residual)
     else:
-        if strategy == 1:
-            bins, num = _first_fit_decreasing(sizes, capacity)
+        bound = _lower_bound_any(sizes, capacity)
+        if strategy == 0:
+            order, offsets, status, _ = _greenmim_any(sizes, capacity, max_work, max_words)
+            if status != 0:
+                out[0] = status
+                out[2] = bound
+                return int(status), int(capacity), int(bound), 0, 0
         else:
-            bins, num = _best_fit_any(sizes, capacity)
-        order, offsets = _group_by_bin(bins, num)
-    windows = np.empty(order.shape[0], dtype=np.int64)
-    for i in range(order.shape[0]):
-        windows[i] = positions[order[i]]
-    return windows, offsets, bound, capacity, largest, smallest, total, 0
+            if strategy == 1:
+                bins, num = _first_fit_decreasing(sizes, capacity)
+            else:
+                bins, num = _best_fit_any(sizes, capacity)
+            order, offsets = _group_by_bin(bins, num)
+        groups = offsets.shape[0] - 1
+        for i in range(groups + 1):
+            out[base + k + i] = offsets[i]
+    for i in range(k):
+        out[base + i] = positions[order[i]]
+    out[0] = 0
+    out[2] = bound
+    out[6] = k
+    out[7] = groups
+    return 0, int(capacity), int(bound), int(k), int(groups)
 
 
 class SplitCounts(NamedTuple):
@@ -1030,15 +1152,33 @@ def fast_plan(
     max_work: int = GREENMIM_MAX_WORK,
     max_words: int = MAX_TABLE_WORDS,
 ) -> FastPlan:
-    """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count)."""
-    result = _fast_plan(
-        kernel_array(counts),
-        int(capacity),
-        FAST_STRATEGIES[strategy],
-        _clip(max_work),
-        _clip(max_words),
+    """A cheap strategy in one kernel call (see ``_fast_plan``; capacity 0 = largest count).
+
+    ``windows`` and ``offsets`` are read-only views of the kernel's one output buffer.
+    """
+    counts = kernel_array(counts)
+    n = counts.shape[0]
+    out = np.empty(fast_buffer_size(n), dtype=np.int64)
+    _fast_plan(
+        counts, int(capacity), FAST_STRATEGIES[strategy], _clip(max_work), _clip(max_words), out
     )
-    return FastPlan(*result)
+    out.setflags(write=False)
+    status, capacity, bound, largest, smallest, total, k, groups = out[:FAST_HEADER].tolist()
+    base = FAST_HEADER + n
+    if status:  # nothing packed (K = G = 0)
+        offsets = np.zeros(1, dtype=np.int64)
+    else:
+        offsets = out[base + k : base + k + groups + 1]
+    return FastPlan(
+        out[base : base + k],
+        offsets,
+        bound,
+        capacity,
+        largest,
+        smallest,
+        total,
+        status,
+    )
 
 
 def first_fit_decreasing(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
@@ -1145,9 +1285,19 @@ def warm_kernels() -> None:
     dff_bound(sizes, 5)
     search(sizes, 5, 3, 100)  # packed, so the choices are replayed into bins too
     search(sizes, 5, 2, 100)  # proven impossible
+    order = np.arange(6, dtype=np.int64)
+    _first_fit_scan(sizes, order, 5, np.empty(6, dtype=np.int64), np.empty(6, dtype=np.int64))
+    hist = np.array([0, 1, 2, 2, 1, 0, 0], dtype=np.int64)  # of sizes
+    _order_from_hist(sizes, 5, hist, np.empty(7, dtype=np.int64), np.empty(6, dtype=np.int64))
+    _l2_from_hist(hist, 15, 5, np.empty(7, dtype=np.int64), np.empty(7, dtype=np.int64))
     counts = np.array([0, 4, 3, 0, 3, 2, 2, 1], dtype=np.int64)
     split_counts(counts)
-    group_by_bin(np.array([1, 0, 1], dtype=np.int64), 2)
+    _count_positive(counts)
+    _positive_into(counts, np.empty(6, dtype=np.int64), np.empty(6, dtype=np.int64))
+    bins = np.array([1, 0, 1], dtype=np.int64)
+    group_by_bin(bins, 2)
+    scratch = np.empty(3, dtype=np.int64)
+    _group_by_bin_into(bins, 2, scratch, np.empty(3, dtype=np.int64), np.empty(2, dtype=np.int64))
     for strategy in FAST_STRATEGIES:
         for capacity in (0, 5, 70):
             fast_plan(counts, capacity, strategy)

@@ -123,6 +123,32 @@ class GroupingPlan:
         return plan
 
     @classmethod
+    def _from_readonly(
+        cls,
+        windows: NDArray[np.int64],
+        offsets: NDArray[np.int64],
+        group_size: int,
+        counts: NDArray[np.int64],
+        lower_bound: int,
+        optimal: bool,
+        strategy: str,
+        channels: int | None,
+    ) -> GroupingPlan:
+        """:meth:`_trusted` for arrays that are read-only already (views of one read-only
+        buffer: the solver's fast path), positional; nothing is copied or checked."""
+        plan = object.__new__(cls)
+        fields = plan.__dict__  # item by item: the cheapest way in (no keyword dict)
+        fields["windows"] = windows
+        fields["offsets"] = offsets
+        fields["group_size"] = group_size
+        fields["counts"] = counts
+        fields["lower_bound"] = lower_bound
+        fields["optimal"] = optimal
+        fields["strategy"] = strategy
+        fields["channels"] = channels
+        return plan
+
+    @classmethod
     def from_groups(
         cls,
         groups: Sequence[ArrayLike],

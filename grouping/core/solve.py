@@ -43,6 +43,17 @@ Limits (every input the solver accepts runs in bounded memory and time):
   budget); sizes after that is spent get the greedy packings and the L2 bound only.
   :func:`solve` then packs the chosen size with the strategy's full budget.
 
+Per-call cost: a training loop calls :func:`solve` every step, on a few dozen windows
+(Swin-B at 224 px: 64 windows at stage 1), where the Python around the kernel is most of the
+cost. For an integer ndarray of counts (any shape), ``group_size`` None or an int, strategy
+"auto", "ffd", "bfd" or "greenmim", ``channels`` None or an int and neither
+``max_group_size`` nor ``node_limit``, :func:`solve` checks the types inline and makes one
+kernel call (``packing._fast_plan``) that validates, packs, bounds and writes the plan's
+counts, windows and offsets into one preallocated buffer; the plan holds read-only views of
+it. Every other input, every input that call rejects, and "auto" when FFD leaves the bound
+unmet take the general path, with the same results and the same errors
+(``tests/test_solve_fastpath.py``; ``bench/solver.py`` measures the per-call time).
+
 Notes:
     ``optimal`` is True exactly when ``num_groups == lower_bound``. For "greenmim", "ffd" and
     "bfd" the lower bound is L2 (at least ``ceil(sum / g)``); "auto" and "exact" add the
@@ -68,7 +79,9 @@ from .packing import (
     FAST_STRATEGIES,
     GREENMIM_MAX_WORK,
     INT64_MAX,
+    MAX_TABLE_WORDS,
     MAX_TOTAL,
+    _fast_plan,
     best_fit_decreasing,
     decreasing_run,
     dff_bound,
@@ -108,6 +121,10 @@ HARD_COUNTS = (
 
 
 _COUNTS = "an array of non-negative integers (visible tokens per window)"
+_FAST_CODES = {"auto": 1, **FAST_STRATEGIES}  # "auto" packs with FFD first
+_INT64 = np.dtype(np.int64)
+_empty = np.empty
+_readonly_plan = GroupingPlan._from_readonly
 
 
 def _as_counts(counts: ArrayLike) -> NDArray[np.int64]:
@@ -585,6 +602,62 @@ def solve(
         >>> [g.tolist() for g in plan.groups], plan.optimal
         ([[2, 4], [0, 3]], True)
     """
+    # The fast path (module docstring, "Per-call cost"): an integer ndarray, a cheap strategy,
+    # group_size None or an int, no limits: one kernel call into one buffer. Everything else,
+    # and every input that the kernel rejects, goes to _solve (the same checks and errors).
+    if (
+        type(counts) is np.ndarray
+        and max_group_size is None
+        and node_limit is None
+        and type(strategy) is str
+        and (group_size is None or (type(group_size) is int and 1 <= group_size <= INT64_MAX))
+        and (channels is None or (type(channels) is int and channels >= 1))
+    ):
+        code = _FAST_CODES.get(strategy)
+        dtype = counts.dtype
+        if code is not None and (
+            dtype is _INT64 or dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)
+        ):
+            flat = counts if counts.ndim == 1 else counts.reshape(-1)
+            if dtype is not _INT64 or not flat.flags.carray:  # C-contiguous, aligned, writeable
+                flat = np.array(flat, dtype=np.int64, order="C")  # kernel_array's copy
+            n = len(flat)
+            out = _empty(3 * n + 9, _INT64)  # packing.fast_buffer_size(n)
+            status, capacity, bound, k, groups = _fast_plan(
+                flat, group_size or 0, code, GREENMIM_MAX_WORK, MAX_TABLE_WORDS, out
+            )
+            if not status:
+                if groups == bound or strategy != "auto":
+                    out.setflags(False)  # write=False: the plan's arrays are views of it
+                    base = 8 + n
+                    return _readonly_plan(
+                        out[base : base + k],
+                        out[base + k : base + k + groups + 1],
+                        capacity,
+                        out[8:base],
+                        bound,
+                        groups == bound,
+                        strategy,
+                        channels,
+                    )
+                # "auto" with FFD above the bound: the full pipeline, without packing again
+                return _solve(counts, group_size, strategy, channels, None, None, packed=True)
+    return _solve(counts, group_size, strategy, channels, max_group_size, node_limit)
+
+
+def _solve(
+    counts: Any,
+    group_size: Any,
+    strategy: Any,
+    channels: Any,
+    max_group_size: Any,
+    node_limit: Any,
+    *,
+    packed: bool = False,
+) -> GroupingPlan:
+    """:func:`solve` for every input: the checks, the one-call path for the cheap strategies
+    (skipped when ``packed``: :func:`solve`'s fast path already ran it, valid input and "auto"
+    above the bound), the sweep and the general path."""
     flat = _as_counts(counts)
     strategy = _check_strategy(strategy)
     channels_ = _check_channels(channels)
@@ -594,7 +667,8 @@ def solve(
         max_group_size = check_int("max_group_size", max_group_size, minimum=1)
     cheap = strategy in FAST_STRATEGIES or strategy == "auto"
     if (
-        cheap
+        not packed
+        and cheap
         and max_group_size is None
         and (
             group_size is None or (type(group_size) is int and 1 <= group_size <= INT64_MAX)  # noqa: E721 - bool excluded on purpose
