@@ -16,8 +16,10 @@ command line) does not import torch until a model is used.
 
 Examples:
     >>> from grouping import models
-    >>> models.list_models(family="swin")
+    >>> models.list_models(family="swin")[:3]
     ['greenmim_swin_base', 'greenmim_swin_base_w14', 'greenmim_swin_tiny']
+    >>> models.list_models(family="hip")[:2]
+    ['hip_16', 'hip_16x3']
 """
 
 from __future__ import annotations
