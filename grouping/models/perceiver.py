@@ -1552,24 +1552,12 @@ def from_transformers(model: Any) -> PerceiverIO:
 
 # -- moved ---------------------------------------------------------------------------------------
 
-# The multimodal autoencoder lives in grouping.models.multimodal; its names stay readable here.
-_MOVED_TO_MULTIMODAL = frozenset(
-    {
-        "MultimodalAEConfig",
-        "MultimodalAEStep",
-        "MultimodalAutoencoder",
-        "MultimodalMask",
-        "MultimodalPreparer",
-        "perceiver_multimodal_autoencoder",
-        "prepare_multimodal",
-        "psnr",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_MULTIMODAL:
-        from . import multimodal
+    # The multimodal autoencoder lives in grouping.models.multimodal (which imports this module);
+    # its names stay readable here.
+    from . import multimodal
 
+    if name in multimodal.__all__:
         return getattr(multimodal, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
