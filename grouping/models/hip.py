@@ -25,10 +25,18 @@ returns what the official returns, ``latents`` included (the official "ungroups"
 block's ``[B, G, Z, D]`` latents with the input's group map; we reproduce its slicing).
 :class:`HiPClassBottleneck` feeds label modalities into the processor and reads them out there.
 
+The blocks are Perceiver IO's: :class:`HiPCrossAttention` is a
+:class:`~grouping.models.perceiver.PerceiverAttention` (with the official parameter names), the
+MLP activations come from :data:`grouping.models.layers.ACTIVATION_LAYERS`, stochastic depth is
+:func:`grouping.models.layers.drop_path`, and the group ops are the adapter's
+(:mod:`grouping.adapter.groups`).
+
 Differences, each deliberate:
 
 * ``activation_name`` is honoured. The official passes it to no layer (every MLP uses the
-  default squared ReLU), so only the default ``"sq_relu"`` reproduces it.
+  default squared ReLU), so only the default ``"sq_relu"`` reproduces it. Its names are the
+  official's (``getattr(jax.nn, name)``: ``"gelu"`` is the tanh approximation), mapped onto
+  the shared table by :data:`HAIKU_ACTIVATIONS`.
 * ``mask_padding=True`` keeps padding slots out of the first cross-attention (the official, the
   default here, lets them take part as zero vectors).
 * The train-time subset of processor latents is drawn with torch's generator (the official uses
