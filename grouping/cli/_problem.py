@@ -30,6 +30,7 @@ __all__ = [
     "ReferenceTime",
     "ReferenceTimer",
     "add_problem_options",
+    "add_problem_parser",
     "add_reference_option",
     "fewer",
     "mismatch_warning",
@@ -46,6 +47,26 @@ __all__ = [
 
 PUBLISHED = "published GreenMIM"
 _REFERENCE_S_PER_CELL = 5e-7  # first guess at the plain-Python DP's speed (0.3-0.4 us measured)
+
+
+def add_problem_parser(
+    subparsers: Any,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    option: tuple[str, dict[str, Any]],
+    *,
+    help: str,
+    description: str,
+) -> None:
+    """Add a subcommand of one grouping problem (``plan``, ``sweep``): the problem options,
+    the command's own ``option`` (flag and ``add_argument`` keywords), ``--reference-budget``,
+    and ``run`` as its default."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    add_problem_options(parser)
+    flag, kwargs = option
+    parser.add_argument(flag, **kwargs)
+    add_reference_option(parser)
+    parser.set_defaults(run=run)
 
 
 def add_problem_options(parser: argparse.ArgumentParser) -> None:

@@ -20,34 +20,26 @@ from typing import Any
 from ..core.plan import GroupingPlan
 from ..core.solve import solve
 from ..report import write_json
+from . import _problem as pb
 from ._args import group_size_arg
-from ._problem import (
-    PUBLISHED,
-    Problem,
-    ReferenceTime,
-    ReferenceTimer,
-    add_problem_options,
-    add_reference_option,
-    fewer,
-    mismatch_warning,
-    mmac,
-    ms,
-    optimal_text,
-    plot_path,
-    published,
-    published_optimal,
-    saved,
-    timed_solve,
-    times,
-)
 
 __all__ = ["PlanResult", "add_parser", "compute", "plot", "run", "text", "to_json"]
 
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``plan`` subcommand to an ``argparse`` subparsers object."""
-    parser = subparsers.add_parser(
+    group_size = {
+        "type": group_size_arg(),
+        "default": None,
+        "metavar": "G|sweep",
+        "help": "group capacity in tokens, 'sweep' (the cheapest) or 'max' (default: the "
+        "largest window count, GreenMIM's choice)",
+    }
+    pb.add_problem_parser(
+        subparsers,
         "plan",
+        run,
+        ("--group-size", group_size),
         help="solve the window grouping of one preset stage, compare it with the published "
         "algorithm and plot both",
         description="Draw one batch-shared mask for a preset stage, count visible tokens per "
@@ -56,17 +48,6 @@ def add_parser(subparsers: Any) -> None:
         "(with the plain-Python published algorithm's solve time) and write "
         "plan_<preset>_s<stage>.png.",
     )
-    add_problem_options(parser)
-    parser.add_argument(
-        "--group-size",
-        type=group_size_arg(),
-        default=None,
-        metavar="G|sweep",
-        help="group capacity in tokens, 'sweep' (the cheapest) or 'max' (default: the largest "
-        "window count, GreenMIM's choice)",
-    )
-    add_reference_option(parser)
-    parser.set_defaults(run=run)
 
 
 @dataclass(frozen=True)
@@ -83,20 +64,20 @@ class PlanResult:
         reference_budget_s: ``--reference-budget``.
     """
 
-    problem: Problem
+    problem: pb.Problem
     requested: int | str | None
     plan: GroupingPlan
     seconds: float
     runs: int
     published: GroupingPlan
     published_seconds: float
-    reference: ReferenceTime
+    reference: pb.ReferenceTime
     reference_budget_s: float
 
     @property
     def published_optimal(self) -> bool:
         """The published plan is proven minimal (by its bound or the library's)."""
-        return published_optimal(self.published, self.plan)
+        return pb.published_optimal(self.published, self.plan)
 
     @property
     def groups_saved(self) -> int:
@@ -117,8 +98,8 @@ class PlanResult:
 
 def compute(args: argparse.Namespace) -> PlanResult:
     """Draw the mask, solve it both ways and time the solves."""
-    problem = Problem(args, args.seed)
-    plan, seconds, runs = timed_solve(
+    problem = pb.Problem(args, args.seed)
+    plan, seconds, runs = pb.timed_solve(
         lambda: solve(
             problem.counts,
             args.group_size,
@@ -127,8 +108,8 @@ def compute(args: argparse.Namespace) -> PlanResult:
             max_group_size=args.max_group_size,
         )
     )
-    pub, pub_seconds, _ = timed_solve(lambda: published(problem, plan.group_size))
-    reference = ReferenceTimer(args.reference_budget).time(problem.counts, pub, repeats=5)
+    pub, pub_seconds, _ = pb.timed_solve(lambda: pb.published(problem, plan.group_size))
+    reference = pb.ReferenceTimer(args.reference_budget).time(problem.counts, pub, repeats=5)
     return PlanResult(
         problem,
         args.group_size,
@@ -181,9 +162,9 @@ def text(result: PlanResult, png: str, json_path: str | None = None) -> str:
             f"{result.reference_budget_s:g} s)"
         )
     else:
-        ref_text = f"{ms(reference.seconds)} in plain Python (median of {reference.runs})"
+        ref_text = f"{pb.ms(reference.seconds)} in plain Python (median of {reference.runs})"
     table = [
-        ("", f"{PUBLISHED}", f"library ({plan.strategy})"),
+        ("", f"{pb.PUBLISHED}", f"library ({plan.strategy})"),
         ("strategy", pub.strategy, plan.strategy),
         ("groups", str(pub.num_groups), str(plan.num_groups)),
         (
@@ -191,20 +172,22 @@ def text(result: PlanResult, png: str, json_path: str | None = None) -> str:
             f"{100 * pub.padding_fraction:.2f}% ({pub.padding} slots)",
             f"{100 * plan.padding_fraction:.2f}% ({plan.padding} slots)",
         ),
-        ("cost", f"{mmac(pub.cost)} MMAC", f"{mmac(plan.cost)} MMAC"),
-        ("optimal", optimal_text(pub, plan), optimal_text(plan, pub)),
+        ("cost", f"{pb.mmac(pub.cost)} MMAC", f"{pb.mmac(plan.cost)} MMAC"),
+        ("optimal", pb.optimal_text(pub, plan), pb.optimal_text(plan, pub)),
         ("lower bound", str(pub.lower_bound), str(plan.lower_bound)),
         (
             "solve time",
             ref_text,
-            f"{ms(result.seconds)} (median of {result.runs} after a warm-up call)",
+            f"{pb.ms(result.seconds)} (median of {result.runs} after a warm-up call)",
         ),
-        ("", f"{ms(result.published_seconds)} as the library's 'greenmim'", ""),
+        ("", f"{pb.ms(result.published_seconds)} as the library's 'greenmim'", ""),
     ]
-    verdict = f"{fewer(pub.num_groups, plan.num_groups)}, {saved(result.cost_saved)} of the cost"
+    verdict = (
+        f"{pb.fewer(pub.num_groups, plan.num_groups)}, {pb.saved(result.cost_saved)} of the cost"
+    )
     if result.speedup is not None:
         verdict += (
-            f", solves {times(result.speedup)} faster than the plain-Python published algorithm"
+            f", solves {pb.times(result.speedup)} faster than the plain-Python published algorithm"
         )
     tail = [("library vs published", verdict), ("plot", png)]
     if json_path:
@@ -230,11 +213,11 @@ def plot(result: PlanResult, png: str) -> None:
         problem.shift,
         png,
         title=f"{problem.preset.name}, stage {problem.stage}, mask ratio {problem.mask_ratio}, "
-        f"seed {problem.seed}: {PUBLISHED} vs the library at g={plan.group_size}",
+        f"seed {problem.seed}: {pb.PUBLISHED} vs the library at g={plan.group_size}",
         baseline=pub,
         labels=(
-            f"{PUBLISHED} (strategy greenmim), optimal: {optimal_text(pub, plan)}",
-            f"library (strategy {plan.strategy}), optimal: {optimal_text(plan, pub)}",
+            f"{pb.PUBLISHED} (strategy greenmim), optimal: {pb.optimal_text(pub, plan)}",
+            f"library (strategy {plan.strategy}), optimal: {pb.optimal_text(plan, pub)}",
         ),
     )
 
@@ -283,10 +266,10 @@ def to_json(result: PlanResult, png: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run ``grouping plan``: compute, plot, print, write the JSON; return the exit status."""
     result = compute(args)
-    png = plot_path(args, "plan", result.problem)
+    png = pb.plot_path(args, "plan", result.problem)
     plot(result, png)
     print(text(result, png, args.json))
-    mismatch_warning(result.reference.matches)
+    pb.mismatch_warning(result.reference.matches)
     if args.json:
         write_json(args.json, to_json(result, png))
     return 0

@@ -25,33 +25,25 @@ from ..core.errors import invalid
 from ..core.plan import GroupingPlan
 from ..core.solve import solve
 from ..report import CostTable, cost_table, write_json
+from . import _problem as pb
 from ._args import positive_int_arg
-from ._problem import (
-    PUBLISHED,
-    Problem,
-    ReferenceTime,
-    ReferenceTimer,
-    add_problem_options,
-    add_reference_option,
-    fewer,
-    mismatch_warning,
-    mmac,
-    optimal_text,
-    plot_path,
-    published,
-    published_optimal,
-    saved,
-    timed_solve,
-    times,
-)
 
 __all__ = ["MaskResult", "SweepReport", "add_parser", "compute", "plot", "run", "text", "to_json"]
 
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``sweep`` subcommand to an ``argparse`` subparsers object."""
-    parser = subparsers.add_parser(
+    masks = {
+        "type": positive_int_arg,
+        "default": 1,
+        "metavar": "N",
+        "help": "number of masks (seeds seed, seed+1, ...); the table shows medians (default 1)",
+    }
+    pb.add_problem_parser(
+        subparsers,
         "sweep",
+        run,
+        ("--masks", masks),
         help="attention cost against group size for one preset stage, against the published "
         "algorithm",
         description="Solve a preset stage at every group size from the largest window count "
@@ -61,34 +53,24 @@ def add_parser(subparsers: Any) -> None:
         "sweep over g against it, with solve times (the published algorithm in plain Python); "
         "print a table and write sweep_<preset>_s<stage>.png, optimum marked.",
     )
-    add_problem_options(parser)
-    parser.add_argument(
-        "--masks",
-        type=positive_int_arg,
-        default=1,
-        metavar="N",
-        help="number of masks (seeds seed, seed+1, ...); the table shows medians (default 1)",
-    )
-    add_reference_option(parser)
-    parser.set_defaults(run=run)
 
 
 class MaskResult(NamedTuple):
     """One mask of a sweep: the published plan, the library's at the same g, and its sweep."""
 
-    problem: Problem
+    problem: pb.Problem
     published: GroupingPlan  # strategy "greenmim" at g = the mask's largest count (the baseline)
     packing: GroupingPlan  # the library's strategy at the same g
     swept: GroupingPlan  # the library's strategy at the group size its sweep chose
     sweep_s: float  # median seconds of each solve
     packing_s: float
     published_s: float  # the library's "greenmim" (bitset kernel)
-    reference: ReferenceTime  # the plain-Python published algorithm
+    reference: pb.ReferenceTime  # the plain-Python published algorithm
 
     @property
     def published_optimal(self) -> bool:
         """The published plan is proven minimal (by its bound or the library's packing's)."""
-        return published_optimal(self.published, self.packing)
+        return pb.published_optimal(self.published, self.packing)
 
 
 @dataclass(frozen=True)
@@ -106,7 +88,7 @@ class SweepReport:
         reference_budget_s: ``--reference-budget``.
     """
 
-    problems: list[Problem]
+    problems: list[pb.Problem]
     strategy: str
     channels: int
     results: list[MaskResult]
@@ -271,11 +253,11 @@ def _summaries(
 
 def compute(args: argparse.Namespace) -> SweepReport:
     """Draw the masks, solve and time each, and tabulate every size of the sweep."""
-    problems = [Problem(args, args.seed + i) for i in range(args.masks)]
+    problems = [pb.Problem(args, args.seed + i) for i in range(args.masks)]
     channels = problems[0].channels
     strategy = args.strategy
 
-    def solve_at(p: Problem, g: int | str | None) -> GroupingPlan:
+    def solve_at(p: pb.Problem, g: int | str | None) -> GroupingPlan:
         return solve(
             p.counts, g, strategy=strategy, channels=channels, max_group_size=args.max_group_size
         )
@@ -288,17 +270,17 @@ def compute(args: argparse.Namespace) -> SweepReport:
             args.max_group_size,
         )
     repeats, budget = (3, 0.1) if len(problems) > 1 else (5, 1.0)
-    timer = ReferenceTimer(args.reference_budget)
+    timer = pb.ReferenceTimer(args.reference_budget)
     results = []
     for p in problems:
-        swept, sweep_s, _ = timed_solve(
+        swept, sweep_s, _ = pb.timed_solve(
             lambda p=p: solve_at(p, "sweep"), repeats=repeats, budget_s=budget
         )
-        packing, packing_s, _ = timed_solve(
+        packing, packing_s, _ = pb.timed_solve(
             lambda p=p: solve_at(p, None), repeats=repeats, budget_s=budget
         )
-        pub, published_s, _ = timed_solve(
-            lambda p=p: published(p), repeats=repeats, budget_s=budget
+        pub, published_s, _ = pb.timed_solve(
+            lambda p=p: pb.published(p), repeats=repeats, budget_s=budget
         )
         reference = timer.time(p.counts, pub)
         results.append(
@@ -343,7 +325,7 @@ def _pct(fraction: float) -> str:
 def _savings_text(s: dict[str, Any], masks: int, *, count: bool = True) -> str:
     """The savings of :func:`_savings` in one line (``count``: say on how many masks)."""
     if masks == 1:
-        return f"{saved(s['cost_saved_total'])} of the cost"
+        return f"{pb.saved(s['cost_saved_total'])} of the cost"
     out = (
         f"cost saved: total {_pct(s['cost_saved_total'])}, mean {_pct(s['cost_saved_mean'])}, "
         f"median {_pct(s['cost_saved_median'])}, max {_pct(s['cost_saved_max'])}"
@@ -375,7 +357,7 @@ def _table(report: SweepReport) -> list[str]:
     def line(row: dict[str, Any], rel: str, mean: str, band: str) -> str:
         out = (
             f"{row['group_size']:>5g}  {row['groups']:>7g}  "
-            f"{100 * row['padding_fraction']:>9.1f}  {mmac(row['cost']):>10}  {rel:>8}"
+            f"{100 * row['padding_fraction']:>9.1f}  {pb.mmac(row['cost']):>10}  {rel:>8}"
         )
         if many:
             out += f"  {mean:>6}  {band:>13}  {row.get('masks', n):>5}"
@@ -383,7 +365,7 @@ def _table(report: SweepReport) -> list[str]:
 
     lines = [header]
     lines.append(line(report.published_row, "1.000", "1.000", "1.000-1.000"))
-    lines[-1] += f"  {PUBLISHED} (baseline)"
+    lines[-1] += f"  {pb.PUBLISHED} (baseline)"
     lines.append("-" * len(header))
     for row in report.rows:
         out = line(
@@ -409,7 +391,7 @@ def _verdict(report: SweepReport) -> list[str]:
     packing, sweep, best_row = report.packing, report.sweep, report.best_row
     if report.many:
         return [
-            f"library ({strategy}) vs {PUBLISHED} (strategy greenmim at each mask's largest "
+            f"library ({strategy}) vs {pb.PUBLISHED} (strategy greenmim at each mask's largest "
             f"count), {n} masks:",
             f"  (a) packing at GreenMIM's g:  fewer groups on {packing['masks_fewer_groups']}/{n} "
             f"masks"
@@ -424,18 +406,18 @@ def _verdict(report: SweepReport) -> list[str]:
         ]
     r = report.results[0]
     lines = [
-        f"{PUBLISHED} at g={r.published.group_size}: {r.published.num_groups} groups, "
-        f"{mmac(r.published.cost)} MMAC, optimal: {optimal_text(r.published, r.packing)}",
+        f"{pb.PUBLISHED} at g={r.published.group_size}: {r.published.num_groups} groups, "
+        f"{pb.mmac(r.published.cost)} MMAC, optimal: {pb.optimal_text(r.published, r.packing)}",
         f"  (a) library packing at the same g:  {r.packing.num_groups} groups"
         f"{' (proven optimal)' if r.packing.optimal else ''}, "
-        f"{fewer(r.published.num_groups, r.packing.num_groups)}, {_savings_text(packing, 1)}",
+        f"{pb.fewer(r.published.num_groups, r.packing.num_groups)}, {_savings_text(packing, 1)}",
         f"  (b) library sweep over g:           g={r.swept.group_size}, "
         f"{r.swept.num_groups} groups, {_savings_text(sweep, 1)}",
     ]
     if not math.isclose(r.swept.cost, best_row["cost"], rel_tol=1e-12):
         lines.append(
-            f"note: the solver's sweep (g={r.swept.group_size}, {mmac(r.swept.cost)} MMAC) "
-            f"and the table's best (g={report.best}, {mmac(best_row['cost'])} MMAC) differ"
+            f"note: the solver's sweep (g={r.swept.group_size}, {pb.mmac(r.swept.cost)} MMAC) "
+            f"and the table's best (g={report.best}, {pb.mmac(best_row['cost'])} MMAC) differ"
         )
     return lines
 
@@ -445,7 +427,7 @@ def _times_line(report: SweepReport) -> str:
     per = "per mask, medians" if report.many else "median of repeats"
     out = (
         f"solve time ({per}): library sweep over g {t['library_sweep_ms']:.3f} ms, library "
-        f"packing {t['library_packing_ms']:.3f} ms; {PUBLISHED} "
+        f"packing {t['library_packing_ms']:.3f} ms; {pb.PUBLISHED} "
     )
     if t["published_reference_ms"] is None:
         out += f"in plain Python skipped (over --reference-budget {report.reference_budget_s:g} s)"
@@ -453,9 +435,9 @@ def _times_line(report: SweepReport) -> str:
         out += (
             f"in plain Python {t['published_reference_ms']:.3f} ms"
             + (f" ({t['reference_masks']}/{n} masks timed)" if report.many else "")
-            + f": the library's whole sweep is {times(t['speedup_sweep_vs_reference'])} "
+            + f": the library's whole sweep is {pb.times(t['speedup_sweep_vs_reference'])} "
             f"faster than the published algorithm at its one g, its packing "
-            f"{times(t['speedup_packing_vs_reference'])}"
+            f"{pb.times(t['speedup_packing_vs_reference'])}"
         )
     return out
 
@@ -471,7 +453,7 @@ def text(report: SweepReport) -> str:
         f"{info['nonempty_windows']}/{info['windows']} non-empty windows, "
         f"{info['visible_tokens']} visible tokens, strategy {report.strategy}, "
         f"C={report.channels}, {_seeds(report)}",
-        f"relative = cost / the {PUBLISHED} plan's (strategy greenmim at the mask's own largest "
+        f"relative = cost / the {pb.PUBLISHED} plan's (strategy greenmim at the mask's own largest "
         "count)",
     ]
     if report.many:
@@ -496,7 +478,7 @@ def plot(report: SweepReport, png: str) -> None:
         title=f"{first.preset.name}, stage {first.stage}, mask ratio {first.mask_ratio}, "
         f"C={report.channels}, {strategy}{many}",
         label=f"library ({strategy}), best packing at each g",
-        baseline_label=f"{PUBLISHED} (g = max count)",
+        baseline_label=f"{pb.PUBLISHED} (g = max count)",
         baseline_group_size=report.published_row["group_size"],
         packing_relative=float(
             np.mean([r.packing.cost / r.published.cost for r in report.results])
@@ -558,8 +540,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``grouping sweep``: compute, print, plot, write the JSON; return the exit status."""
     report = compute(args)
     print(text(report))
-    mismatch_warning(report.times["reference_matches"])
-    png = plot_path(args, "sweep", report.problems[0])
+    pb.mismatch_warning(report.times["reference_matches"])
+    png = pb.plot_path(args, "sweep", report.problems[0])
     plot(report, png)
     print(f"plot: {png}")
     if args.json:
