@@ -1,6 +1,9 @@
 """Shared helpers of the benchmark scripts: machine info, median timing, presets, tables, JSON,
 and the activation-memory helpers of ``_memory`` (stdlib only, re-exported here).
 
+``swin_preset`` is :func:`grouping.presets.swin_preset` and ``write_json`` writes through
+:func:`grouping.report.write_json`, so the benchmarks and the ``grouping`` command share them.
+
 The scripts in ``bench/`` are plain commands (``python bench/solver.py``); they import this
 module as ``_common`` (Python puts the script's folder first on ``sys.path``).
 """
@@ -8,6 +11,7 @@ module as ``_common`` (Python puts the script's folder first on ``sys.path``).
 from __future__ import annotations
 
 import datetime
+import importlib
 import math
 import os
 import platform
@@ -21,9 +25,8 @@ from typing import Any
 import numpy as np
 from _memory import PeakRSS, activation_peaks, rss_bytes, trim
 
-import grouping as gp
 from grouping import report
-from grouping.presets import PRESETS, Preset
+from grouping.presets import swin_preset
 
 __all__ = [
     "REPO",
@@ -35,6 +38,8 @@ __all__ = [
     "rss_bytes",
     "swin_preset",
     "trim",
+    "uncommitted_files",
+    "versions",
     "write_json",
 ]
 
@@ -53,19 +58,35 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """The output of ``git ARGS`` in the repository, or None where git does not answer."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def _git_commit() -> str | None:
+    return (_git("rev-parse", "--short", "HEAD") or "").strip() or None
+
+
+def uncommitted_files(under: str = "grouping") -> list[str]:
+    """Files under ``under`` that differ from the commit (what was measured is the tree)."""
+    return (_git("diff", "--name-only", "HEAD", "--", under) or "").split()
+
+
+def versions(*names: str) -> dict[str, str]:
+    """The version of each of ``names``, in that order: ``"python"`` or a module's
+    ``__version__`` (imported here, so ``versions("torch")`` imports torch)."""
+    return {
+        name: platform.python_version()
+        if name == "python"
+        else importlib.import_module(name).__version__
+        for name in names
+    }
 
 
 def machine_line(info: dict[str, Any]) -> str:
@@ -78,9 +99,10 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """The machine and the versions a result was measured with (goes into every JSON file)."""
-    import numba
+    """The machine and the versions a result was measured with (goes into every JSON file).
 
+    A script adds what else it ran with (``info.update(versions("torch"), threads=...)``).
+    """
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -95,13 +117,12 @@ def machine_info() -> dict[str, Any]:
         "usable_cores": usable,
         "load_average_at_start": load,
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "grouping": gp.__version__,
+        **versions("python", "numpy", "numba", "grouping"),
         "git_commit": _git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
     }
 
 
@@ -118,27 +139,6 @@ def median_time(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> 
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def swin_preset(image_size: int, window_size: int) -> Preset:
-    """Swin-B (patch 4, C = 128 at stage 1, 32 px mask units) at any image and window size.
-
-    The named preset where one exists (``swin-b-224-w7`` ...), else an unnamed one with the same
-    widths. Windows are clipped to the stage grid and shifts dropped where the grid fits in one
-    window, as Swin does (:meth:`grouping.presets.Preset.window` / ``shift``).
-    """
-    name = f"swin-b-{image_size}-w{window_size}"
-    if name in PRESETS:
-        return PRESETS[name]
-    return Preset(
-        name=name,
-        image_size=image_size,
-        window_size=window_size,
-        embed_dim=128,
-        depths=(2, 2, 18, 2),
-        num_heads=(4, 8, 16, 32),
-        description=f"Swin-B, {image_size} px, window {window_size}, 32 px mask units",
-    )
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

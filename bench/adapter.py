@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from _common import machine_info, versions
 
 import grouping as gp
 from grouping.adapter import GroupedWindowAttention, dense_window_attention, window_layout
@@ -221,11 +221,8 @@ def bench_modes(stage: str, window: int, args, device: torch.device) -> dict:
 
 def environment(device: torch.device) -> dict:
     env = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        **machine_info(),
+        **versions("torch"),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
     }

@@ -1126,24 +1126,10 @@ def run_target(target: Target, examples: int, recorder: Recorder, seed_value: in
 
 
 def machine() -> dict[str, Any]:
-    """The machine and versions (the benchmarks' helper when it imports)."""
-    try:
-        from _common import machine_info
+    """The machine and versions (the benchmarks' ``machine_info``, with hypothesis's)."""
+    from _common import machine_info, versions  # stdlib, numpy and grouping only
 
-        return machine_info()
-    except Exception:  # noqa: BLE001 - the fuzzer runs without the bench extras too
-        import platform
-
-        import hypothesis
-        import numba
-
-        return {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "numba": numba.__version__,
-            "hypothesis": hypothesis.__version__,
-        }
+    return {**machine_info(), **versions("hypothesis")}
 
 
 def main(argv: list[str] | None = None) -> int:

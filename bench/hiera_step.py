@@ -439,10 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import torch
-    from _common import format_table, machine_info, write_json
+    from _common import format_table, machine_info, versions, write_json
 
     machine = machine_info()  # load average before the workers start
-    machine.update(torch=torch.__version__, threads=args.threads)
+    machine.update(versions("torch"), threads=args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "hiera_step.pt")
         created = _spawn(args, "create", data)
@@ -518,12 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_params=runs["ours"][0]["eval_params"],
         versions={
             "official": created["versions"],
-            "ours": {
-                "grouping": machine["grouping"],
-                "torch": torch.__version__,
-                "python": machine["python"],
-                "numpy": machine["numpy"],
-            },
+            "ours": versions("grouping", "torch", "python", "numpy"),
         },
         machine=machine,
         settings={

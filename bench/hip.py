@@ -71,7 +71,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -581,38 +580,6 @@ def _verdicts(masking: dict[str, Any], versus: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _versions() -> dict[str, str]:
-    import platform
-
-    import numpy
-    import torch
-
-    import grouping
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "grouping": grouping.__version__,
-    }
-
-
-def _uncommitted_model_files() -> list[str]:
-    """Files under ``grouping/`` that differ from the commit (what was measured is the tree)."""
-    try:
-        out = subprocess.run(
-            ["git", "diff", "--name-only", "HEAD", "--", "grouping"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return out.stdout.split()
-
-
 def _mib(n: float | None) -> str:
     return "-" if n is None else f"{n / 2**20:.0f} MiB"
 
@@ -789,14 +756,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(args)))
         return 0
 
-    from _common import format_table, machine_info, write_json
+    from _common import format_table, machine_info, uncommitted_files, versions, write_json
 
     problem = check_sizes(args.models, args.sizes, args.mask_ratio)
     if problem:
         parser.error(problem)
     start = time.perf_counter()
     machine = machine_info()  # load average before the workers start
-    machine.update(threads=args.threads, uncommitted_model_files=_uncommitted_model_files())
+    machine.update(threads=args.threads, uncommitted_model_files=uncommitted_files("grouping"))
     configs = configs_of(args.models, args.sizes)
     runs: dict[str, list[dict[str, Any]]] = {cfg.key: [] for cfg in configs}
     discarded: dict[str, list[dict[str, Any]]] = {}
@@ -850,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_other_load": args.max_other_load,
             "retries": args.retries,
         },
-        versions=_versions(),
+        versions=versions("python", "torch", "numpy", "grouping"),
         machine=machine,
     )
     result["runtime_s"] = time.perf_counter() - start

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -151,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(args)))
         return 0
 
-    import numpy as np
     import torch
+    from _common import machine_info, versions
 
+    machine = machine_info()  # load average before the workers start
+    machine.update(versions("torch"))
     # alternate the two models' processes, so that a burst of load elsewhere on the machine
     # hits one round of both rather than all of one model
     rounds: dict[str, list[dict[str, Any]]] = {"grouped": [], "dense": []}
@@ -180,15 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "grouped_grouping_s": grouped["grouping_s"],
         "grouped": grouped,
         "dense": dense,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "threads": grouped["threads"],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-        },
+        "machine": {**machine, "cpu_count": machine["cores"], "threads": grouped["threads"]},
         "settings": {
             "steps": args.steps,
             "warmup": args.warmup,

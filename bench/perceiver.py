@@ -356,24 +356,6 @@ def _verdicts(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _versions() -> dict[str, str]:
-    import platform
-
-    import numpy
-    import torch
-    import transformers
-
-    import grouping
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": numpy.__version__,
-        "grouping": grouping.__version__,
-    }
-
-
 def config_line(spec: dict[str, Any]) -> str:
     """The configuration in one line (table header, plot title, docs)."""
     return (
@@ -517,10 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import torch
-    from _common import format_table, machine_info, write_json
+    from _common import format_table, machine_info, versions, write_json
 
     machine = machine_info()  # load average before the workers start
-    machine.update(torch=torch.__version__, threads=args.threads)
+    machine.update(versions("torch"), threads=args.threads)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perceiver.pt")
@@ -580,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         sanity=sanity,
         transformers=hf,
         ours=ours,
-        versions=_versions(),
+        versions=versions("python", "torch", "transformers", "numpy", "grouping"),
         machine=machine,
         settings={
             "steps": args.steps,

@@ -60,7 +60,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, format_table, machine_info, machine_line, median_time, write_json
+from _common import (
+    REPO,
+    format_table,
+    machine_info,
+    machine_line,
+    median_time,
+    versions,
+    write_json,
+)
 
 TARGET_WAIT_FRACTION = 0.05
 """Data wait with workers: at most this share of the step time."""
@@ -549,11 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json or (REPO / "docs/results/train_throughput.json" if full else None)
     png_path = args.png or (REPO / "docs/figures/train_throughput.png" if full else None)
 
-    import numpy as np
     import torch
 
     info = machine_info()
-    info["torch"] = torch.__version__
+    info.update(versions("torch"))
     print(machine_line(info) + f", torch {torch.__version__}")
     start = time.perf_counter()
     labels = ["prepare", *(_config_name(w) for w in args.workers)]
@@ -657,18 +664,10 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {t['value']}")
 
-    import grouping as gp
-
     result = {
         "benchmark": "train_throughput",
         "machine": info,
-        "versions": {
-            "python": info["python"],
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "numba": info["numba"],
-            "grouping": gp.__version__,
-        },
+        "versions": versions("python", "torch", "numpy", "numba", "grouping"),
         "settings": {
             "model": args.model,
             "overrides": _overrides(args),

@@ -37,7 +37,7 @@ from .core.errors import check_int, check_mask_ratio, invalid
 from .core.geometry import StageGeometry, swin_stages
 from .models.registry import model_info
 
-__all__ = ["PRESETS", "Preset", "get_preset", "preset_counts", "preset_names"]
+__all__ = ["PRESETS", "Preset", "get_preset", "preset_counts", "preset_names", "swin_preset"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +196,27 @@ PRESETS: dict[str, Preset] = {
     )
 }
 """The named presets, by name."""
+
+
+def swin_preset(image_size: int, window_size: int, *, size: str = "b") -> Preset:
+    """Swin-B (``size="b"``) or Swin-T (``"t"``) at any image and window size.
+
+    The named preset where one exists (``swin-b-224-w7`` ...), else an unnamed one with the
+    registered architecture's widths (patch 4, 32 px mask units). Windows are clipped to the
+    stage grid and shifts dropped where the grid fits in one window, as Swin does
+    (:meth:`Preset.window` / :meth:`Preset.shift`).
+
+    Examples:
+        >>> swin_preset(224, 7) is PRESETS["swin-b-224-w7"]
+        True
+        >>> p = swin_preset(512, 16)
+        >>> p.name, p.channels(0), p.grid(3)
+        ('swin-b-512-w16', 128, (16, 16))
+    """
+    if size not in ("b", "t"):
+        raise invalid("size", "'b' (Swin-B) or 't' (Swin-T)", size)
+    name = f"swin-{size}-{image_size}-w{window_size}"
+    return PRESETS[name] if name in PRESETS else _swin(name, image_size, window_size, size)
 
 
 def preset_names() -> list[str]:
