@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - torch is a dependency
         raise ImportError(f"grouping pretrain needs torch ({exc})") from exc
     summary = train(config_from_args(args))
-    if args.json and (summary["world_size"] == 1 or os.environ.get("RANK", "0") == "0"):
+    if args.json and summary["rank"] == 0:  # the rank comes from grouping.train.distributed
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, default=str)
     return 0

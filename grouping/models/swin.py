@@ -66,6 +66,7 @@ from .step import Preparer, Step, draw_if_asked
 __all__ = [
     "GreenMIMSwin",
     "SwinClassifier",
+    "SwinClassifierConfig",
     "SwinConfig",
     "SwinEncoder",
     "SwinMasks",
@@ -885,6 +886,26 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
+@dataclass(frozen=True)
+class SwinClassifierConfig(SwinConfig):
+    """A Swin classifier's architecture: a :class:`SwinConfig` (its decoder and mask-unit
+    fields unused) and the head.
+
+    Attributes:
+        num_classes: classes of the head (0: no head; the pooled features are returned).
+        drop_rate: dropout before the head.
+    """
+
+    num_classes: int = 1000
+    drop_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("num_classes", self.num_classes, minimum=0)
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise invalid("drop_rate", "a probability in [0, 1)", self.drop_rate)
+
+
 class SwinClassifier(SwinEncoder):
     """timm's ``SwinTransformer`` classifier, with its parameter names: the encoder (dense on
     all tokens), average pooling and a linear head ``head.fc`` (what fine-tuning trains).
@@ -894,26 +915,21 @@ class SwinClassifier(SwinEncoder):
     same architecture.
 
     Args:
-        config: the architecture (the decoder and mask-unit fields are unused; a pretraining
-            model's config is taken as it is).
-        num_classes: classes of the head (0: no head; :meth:`forward` returns the pooled
-            features).
-        drop_rate: dropout before the head.
+        config: the architecture and the head.
 
     Examples:
-        >>> cfg = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
-        ...                  window_size=4, mask_unit=16)
-        >>> SwinClassifier(cfg, num_classes=10)(torch.randn(2, 3, 64, 64)).shape
+        >>> cfg = SwinClassifierConfig(img_size=64, embed_dim=16, depths=(2, 2, 2),
+        ...                            num_heads=(2, 2, 4), window_size=4, num_classes=10)
+        >>> SwinClassifier(cfg)(torch.randn(2, 3, 64, 64)).shape
         torch.Size([2, 10])
     """
 
-    def __init__(self, config: SwinConfig, num_classes: int = 1000, drop_rate: float = 0.0) -> None:
+    config: SwinClassifierConfig
+
+    def __init__(self, config: SwinClassifierConfig) -> None:
         super().__init__(config)
-        check_int("num_classes", num_classes, minimum=0)
-        if not 0.0 <= drop_rate < 1.0:
-            raise invalid("drop_rate", "a probability in [0, 1)", drop_rate)
-        self.num_classes = int(num_classes)
-        self.head = ClassifierHead(config.num_features, self.num_classes, drop_rate)
+        self.num_classes = config.num_classes
+        self.head = ClassifierHead(config.num_features, config.num_classes, config.drop_rate)
         self.head.apply(self._init_weights)
 
     @property
@@ -940,12 +956,10 @@ def greenmim_swin(**kwargs: Any) -> GreenMIMSwin:
     return GreenMIMSwin(SwinConfig(**kwargs))
 
 
-def swin_classifier(
-    num_classes: int = 1000, drop_rate: float = 0.0, **kwargs: Any
-) -> SwinClassifier:
-    """A :class:`SwinClassifier` of the :class:`SwinConfig` fields ``kwargs`` (the registry's
-    entry point for timm's names ``swin_tiny_patch4_window7_224``, ...)."""
-    return SwinClassifier(SwinConfig(**kwargs), num_classes=num_classes, drop_rate=drop_rate)
+def swin_classifier(**kwargs: Any) -> SwinClassifier:
+    """A :class:`SwinClassifier` of the :class:`SwinClassifierConfig` fields ``kwargs`` (the
+    registry's entry point for timm's names ``swin_tiny_patch4_window7_224``, ...)."""
+    return SwinClassifier(SwinClassifierConfig(**kwargs))
 
 
 def greenmim_swin_tiny(**overrides: Any) -> GreenMIMSwin:
