@@ -236,6 +236,7 @@ def build(cfg: Config, batch: int, mask_ratio: float, seed: int, weights: str | 
             raise ValueError("HiP needs the weights file of create_weights")
         model = hip_model(cfg.model, cfg.size, meta=True).to_empty(device="cpu")
         model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
+        model.hip.refill_layout_buffers()  # derived buffers: not in the weights file
         step = None
         if cfg.masked:
             prep = model.preparer()

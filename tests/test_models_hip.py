@@ -412,3 +412,19 @@ def test_bad_forward_input_is_a_clear_error() -> None:
         model.prepare(np.ones((4, 14), bool))
     with pytest.raises(GroupingValueError, match="options"):
         model.preparer(group_size=4)
+
+
+def test_layout_buffers_refill_after_meta_construction() -> None:
+    """The layout buffers are derived (not in state_dict): after a meta-device build and
+    to_empty, refill_layout_buffers gives the buffers and the forward of a CPU build."""
+    ref = _mae()
+    with torch.device("meta"):
+        model = H.mae_hip("Mini", img_size=(6, 10), **TINY)
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(ref.state_dict())
+    model.hip.refill_layout_buffers()
+    for (name, got), want in zip(model.named_buffers(), ref.buffers(), strict=True):
+        assert torch.equal(got, want), name
+    x = torch.randn(2, 3, 6, 10)
+    out = model(x)
+    assert out.loss is out[0] and torch.equal(out.loss, ref(x).loss)

@@ -431,3 +431,19 @@ def test_dense_window_attention_bad_input() -> None:
     with pytest.raises(GroupingValueError, match="shift"):
         shifted_window_mask((8, 8), 4, 4)
     assert shifted_window_mask((8, 8), 4, 0) is None
+
+
+def test_every_pretraining_model_follows_the_loop_protocol() -> None:
+    """What the training loop relies on, and nothing else: the registry's data kind, the
+    step protocol, the encoder's weights, a named output with the loss first."""
+    for name in list_models(pretrain=True):
+        info = model_info(name)
+        with torch.device("meta"):
+            model = create_model(name)
+        assert info.data in ("images", "clips"), name
+        assert hasattr(model, "input_shape" if info.data == "images" else "clip_spec"), name
+        assert callable(model.preparer) and callable(model.encoder_state_dict), name
+        assert 0 < len(model.encoder_state_dict()) <= len(model.state_dict()), name
+        if info.classifier is not None:
+            assert not model_info(info.classifier).pretrain
+            assert model_info(info.classifier).family in (info.family, "swin"), name

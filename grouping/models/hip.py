@@ -860,6 +860,22 @@ class HiP(nn.Module):
             self._layout_buffers[key] = k
         return self._layout_buffers[key]
 
+    def refill_layout_buffers(self) -> None:
+        """Recompute the layout buffers' values in place, on their device.
+
+        The buffers are derived, not saved: a model built on the meta device and materialised
+        with ``to_empty`` (then ``load_state_dict``) holds uninitialised memory in them until
+        this is called.
+        """
+        with torch.no_grad():
+            for key, k in self._layout_buffers.items():
+                layout = group_layout(self.num_groups[0], key)
+                values = {"index": layout.index, "inverse": layout.inverse}
+                if layout.padding.any():
+                    values["real"] = (~layout.padding)[None]
+                for name, value in values.items():
+                    getattr(self, f"_layout_{name}_{k}").copy_(torch.from_numpy(value))
+
     def layout_tensors(
         self, layout: GroupLayout, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1515,6 +1531,11 @@ class HiPMAE(nn.Module):
     def mask_grid(self) -> tuple[int, int]:
         """``(G, L)``: the groups masks are drawn on."""
         return (self.config.num_groups, self.config.group_len)
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """What ``grouping pretrain --save`` writes: HiP has no separate encoder (its blocks
+        encode and decode in one hierarchy), so this is the whole ``state_dict``."""
+        return self.state_dict()
 
     def preparer(self, **options: Any) -> HiPPreparer:
         """The picklable ``prepare`` (no weights) for DataLoader workers; HiP has no solver

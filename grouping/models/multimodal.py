@@ -420,6 +420,12 @@ class MultimodalAutoencoder(nn.Module):
         cfg = self.config
         return (cfg.num_pixels + cfg.num_audio_patches + 1,)
 
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights: the input preprocessor and the Perceiver encoder (what
+        ``grouping pretrain --save`` writes; the decoder and the output heads are left out)."""
+        keep = ("input_preprocessor.", "encoder.")
+        return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
+
     def preparer(self, **options: Any) -> MultimodalPreparer:
         """The picklable ``prepare`` (see :class:`MultimodalPreparer`); no settings."""
         if options:
