@@ -19,6 +19,7 @@ decoder grid; latents are placed with an index ``[N]`` (shared) or ``[B, N]`` (p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -44,7 +45,13 @@ __all__ = [
 # family, and ``out.metrics`` (a dict of scalar tensors, empty where the model has none) holds
 # what a training loop logs beside the loss. Tuple unpacking keeps working as before.
 
-_NO_METRICS: Mapping[str, Any] = {}
+_NO_METRICS: Mapping[str, Any] = MappingProxyType({})
+
+
+@property  # type: ignore[misc]
+def _no_metrics(self: Any) -> Mapping[str, torch.Tensor]:
+    """Scalars logged beside the loss: none (read-only, empty)."""
+    return _NO_METRICS
 
 
 class MAEOutput(NamedTuple):
@@ -60,10 +67,7 @@ class MAEOutput(NamedTuple):
     pred: torch.Tensor
     mask: torch.Tensor
 
-    @property
-    def metrics(self) -> Mapping[str, torch.Tensor]:
-        """Scalars logged beside the loss: none."""
-        return _NO_METRICS
+    metrics = _no_metrics
 
 
 class HieraMAEOutput(NamedTuple):
@@ -81,10 +85,7 @@ class HieraMAEOutput(NamedTuple):
     label: torch.Tensor
     mask: torch.Tensor
 
-    @property
-    def metrics(self) -> Mapping[str, torch.Tensor]:
-        """Scalars logged beside the loss: none."""
-        return _NO_METRICS
+    metrics = _no_metrics
 
 
 class HiPMAEOutput(NamedTuple):
@@ -100,10 +101,7 @@ class HiPMAEOutput(NamedTuple):
     pred: torch.Tensor
     target: torch.Tensor
 
-    @property
-    def metrics(self) -> Mapping[str, torch.Tensor]:
-        """Scalars logged beside the loss: none."""
-        return _NO_METRICS
+    metrics = _no_metrics
 
 
 class MultimodalOutput(NamedTuple):
