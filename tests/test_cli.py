@@ -9,9 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import grouping as gp
-from grouping.cli import main
+from grouping.cli import build_parser, main
 from grouping.presets import PRESETS, Preset, get_preset, preset_counts, preset_names
 from grouping.testing.reference import greenmim_reference
 
@@ -546,3 +548,35 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path, capsys, monkeypatch):
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert "pip install grouping[bench]" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("size", ["0", "-3"])
+def test_pretrain_group_size_follows_the_one_rule(size, capsys):
+    """One group-size rule for every command: pretrain refuses what plan refuses."""
+    assert main(["pretrain", "--group-size", size]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--group-size" in err and "positive int" in err and "\n" not in err
+
+
+def test_pretrain_options_come_from_the_config_fields():
+    from dataclasses import fields
+
+    from grouping.cli.pretrain import config_from_args
+    from grouping.train.config import TrainConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["pretrain", "--accum-steps", "3", "--new-schedule", "--no-progress"])
+    cfg = config_from_args(args)
+    assert (cfg.accum_steps, cfg.new_schedule, cfg.progress) == (3, True, False)
+    defaults = config_from_args(parser.parse_args(["pretrain"]))
+    for f in fields(TrainConfig):
+        if f.metadata["cli"]:
+            assert getattr(defaults, f.name) == f.default, f.name  # defaults written once
+
+
+@given(counts=st.lists(st.integers(0, 12), min_size=1, max_size=12).filter(lambda c: sum(c) > 0))
+def test_per_size_sweep_rows_equal_solve_at_each_size(counts):
+    counts = np.array(counts, dtype=np.int64)
+    result = gp.sweep_group_sizes(counts, 16, budget="per_size", extra=4)
+    for g, groups in zip(result.group_sizes, result.num_groups, strict=True):
+        assert gp.solve(counts, int(g)).num_groups == groups
