@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.errors import as_int_tuple, check_int, invalid
+from ..core.errors import as_int_tuple, check_heads, invalid
 from ..core.windows import window_grid
 from .layout import WindowLayout
 from .ops import check_tokens, group_tokens, ungroup_tokens
@@ -161,10 +161,7 @@ class GroupedWindowAttention(nn.Module):
         attn_impl: Literal["auto", "sdpa", "explicit"] = "auto",
     ) -> None:
         super().__init__()
-        dim = check_int("dim", dim, minimum=1)
-        num_heads = check_int("num_heads", num_heads, minimum=1)
-        if dim % num_heads:
-            raise invalid("num_heads", f"a divisor of dim={dim}", num_heads)
+        dim, num_heads = check_heads(dim, num_heads)
         self.dim = dim
         self.num_heads = num_heads
         self.window_size = as_int_tuple("window_size", window_size, 2)

@@ -24,6 +24,7 @@ __all__ = [
     "as_array",
     "as_int_tuple",
     "as_rng",
+    "check_heads",
     "check_int",
     "check_mask_ratio",
     "check_size",
@@ -171,3 +172,19 @@ def as_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and int(rng) >= 0:
         return np.random.default_rng(int(rng))
     raise invalid(name, "a numpy.random.Generator, a non-negative int seed or None", rng)
+
+
+def check_heads(dim: Any, num_heads: Any) -> tuple[int, int]:
+    """An attention layer's width and heads: positive ints, ``num_heads`` dividing ``dim``.
+
+    Returns:
+        ``(dim, num_heads)`` as ints.
+
+    Raises:
+        GroupingValueError: naming ``dim`` or ``num_heads``.
+    """
+    dim = check_int("dim", dim, minimum=1)
+    num_heads = check_int("num_heads", num_heads, minimum=1)
+    if dim % num_heads:
+        raise invalid("num_heads", f"a divisor of dim={dim}", num_heads)
+    return dim, num_heads

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.errors import as_int_tuple, check_int, invalid
+from ..core.errors import as_int_tuple, check_heads, check_int, invalid
 
 __all__ = [
     "ACTIVATION_LAYERS",
@@ -351,10 +351,7 @@ class Attention(nn.Module):
         proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        dim = check_int("dim", dim, minimum=1)
-        num_heads = check_int("num_heads", num_heads, minimum=1)
-        if dim % num_heads:
-            raise invalid("num_heads", f"a divisor of dim={dim}", num_heads)
+        dim, num_heads = check_heads(dim, num_heads)
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.attn_drop = float(attn_drop)
