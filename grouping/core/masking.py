@@ -320,10 +320,11 @@ def check_mask(
         flat_ok: also accept the grid flattened, ``[prod(grid)]`` or ``[B, prod(grid)]``.
         count_axes: the trailing axes the visible counts are taken over (default all of
             ``grid``: one count per sample; HiP passes 1: one count per group).
-        min_visible, max_visible: the allowed range of the count (``max_visible`` None: the
-            size of the counted axes).
-        word, unit, scope: the words of the count errors ("at least one visible mask unit",
-            "the same number of visible slots in every group").
+        min_visible: the smallest allowed count.
+        max_visible: the largest allowed count (None: the size of the counted axes).
+        word: the adjective of the count errors ("visible", "keep").
+        unit: what is counted, in errors ("mask unit", "slot").
+        scope: where the count must be equal, in errors ("sample", "group").
         hint: a sentence added to the count errors (how to draw valid masks).
         shape_hint: a sentence added to the shape error.
 

@@ -262,9 +262,10 @@ class LabeledImageFolder(ImageFolder):
 
     Args:
         folder: the folder of class folders.
-        size, augment, seed, crop_scale, crop_pct: as :class:`ImageFolder`.
+        size: as :class:`ImageFolder`.
         classes: the classes expected (a validation folder must have the training folder's).
         name: the option named in errors (``--data``, ``--val``).
+        **kwargs: ``augment``, ``seed``, ``crop_scale``, ``crop_pct`` of :class:`ImageFolder`.
 
     Shape:
         ``dataset[(position, index)] -> (float32 [3, H, W], position, label)``.
