@@ -6,6 +6,8 @@
   size over one or more masks, against the published plan, printed and plotted.
 * ``grouping pretrain --model NAME`` (:mod:`grouping.cli.pretrain`): the training loop, its
   options generated from :class:`grouping.train.config.TrainConfig`.
+* ``grouping finetune --init PATH --data FOLDER`` (:mod:`grouping.cli.finetune`): supervised
+  fine-tuning, its options generated from :class:`grouping.train.config.FinetuneConfig`.
 
 A subcommand is a module of this package with ``add_parser(subparsers)``, which adds its
 parser and sets ``run`` (``args -> exit status``) as its default; to add one, write the module
@@ -33,7 +35,7 @@ from ._args import Parser, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("plan", "sweep", "pretrain")
+COMMANDS: tuple[str, ...] = ("plan", "sweep", "pretrain", "finetune")
 """The subcommands, in the order ``grouping --help`` lists them (modules of this package)."""
 
 

@@ -243,6 +243,9 @@ class FinetuneConfig(RunConfig):
         metavar="FOLDER",
     )
     val: str | None = option(None, "the validation folder (default FOLDER/val)", metavar="FOLDER")
+    img_size: int | None = option(
+        None, "input size (default: the checkpoint's or the model's)", metavar="PX"
+    )
     lr: float = option(5e-4, "peak learning rate (absolute, not scaled by the batch)")
     min_lr: float = option(1e-6, "the floor of the cosine schedule")
     layer_decay: float = option(
@@ -292,13 +295,16 @@ class FinetuneConfig(RunConfig):
         for flag, value in (("--mix-prob", self.mix_prob), ("--switch-prob", self.switch_prob)):
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise invalid(flag, "a probability in [0, 1]", value)
-        if (self.mixup or self.cutmix) and self.batch_size < 2:
+        if (self.mixup or self.cutmix) and self.batch_size % 2:
             raise invalid(
                 "--mixup" if self.mixup else "--cutmix",
-                "a batch of at least 2 to mix (--batch-size)",
+                "an even --batch-size to mix (each sample is mixed with the batch flipped, "
+                "as timm's Mixup)",
                 f"--batch-size {self.batch_size}",
             )
         check_int("--eval-every", self.eval_every, minimum=0)
+        if self.img_size is not None:
+            check_int("--img-size", self.img_size, minimum=1)
 
     @property
     def val_folder(self) -> str:
@@ -318,6 +324,7 @@ class FinetuneConfig(RunConfig):
             "init": self.init if self.init == "random" else os.path.abspath(self.init),
             "model": self.model,
             "overrides": dict(self.overrides),
+            "img_size": self.img_size,
             "data": os.path.abspath(str(self.data)),
             "val": os.path.abspath(self.val_folder),
             "seed": int(self.seed),

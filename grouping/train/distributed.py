@@ -23,6 +23,7 @@ __all__ = [
     "DistContext",
     "all_gather_objects",
     "all_reduce_mean",
+    "all_reduce_sum",
     "barrier",
     "cleanup_distributed",
     "init_distributed",
@@ -108,9 +109,16 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """The mean of ``value`` over the processes (``value`` itself for one process)."""
     if not ctx.distributed:
         return value
+    return all_reduce_sum(value, ctx) / ctx.world_size
+
+
+def all_reduce_sum(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The sum of ``value`` over the processes (``value`` itself for one process)."""
+    if not ctx.distributed:
+        return value
     out = value.detach().clone().to(ctx.device)
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / ctx.world_size
+    return out
 
 
 def all_gather_objects(value: Any, ctx: DistContext) -> list[Any]:

@@ -110,9 +110,18 @@ def _family_of(pretrain_name: str) -> str:
     return "swin" if family == "simmim" else family
 
 
-def _build(name: str, overrides: dict[str, Any], num_classes: int, drop_path: float) -> Any:
+def _build(
+    name: str,
+    overrides: dict[str, Any],
+    num_classes: int,
+    drop_path: float,
+    img_size: int | None = None,
+) -> Any:
     family = classifier_family(name)
     kwargs = {**overrides, "num_classes": int(num_classes)}
+    if img_size is not None:  # square; Hiera takes (H, W)
+        size_arg = model_info(name).size_arg
+        kwargs[size_arg] = (img_size, img_size) if family == "hiera" else img_size
     if family in _DROP_PATH_ARG:
         kwargs[_DROP_PATH_ARG[family]] = float(drop_path)
     return create_model(name, **kwargs), kwargs
@@ -183,6 +192,7 @@ def build_classifier(
     overrides: Mapping[str, Any],
     num_classes: int,
     drop_path: float = 0.0,
+    img_size: int | None = None,
 ) -> Initial:
     """The classifier of a run, with its ``--init`` weights (see the module docstring).
 
@@ -193,6 +203,7 @@ def build_classifier(
         overrides: architecture arguments changed by the command line (``--set``).
         num_classes: classes of the head (the data folder's).
         drop_path: stochastic depth of the last block (Swin and Hiera).
+        img_size: the input size (square), when not the model's or the checkpoint's.
 
     Returns:
         An :class:`Initial`.
@@ -203,7 +214,7 @@ def build_classifier(
     if init == "random":
         if model is None:
             raise invalid("--model", "a classifier to build with --init random", None)
-        net, kwargs = _build(model, dict(overrides), num_classes, drop_path)
+        net, kwargs = _build(model, dict(overrides), num_classes, drop_path, img_size)
         return Initial(net, model, kwargs, "random initialisation", [])
     raw = read_weights(init)
     run = raw.get("run") if isinstance(raw, Mapping) else None
@@ -212,7 +223,7 @@ def build_classifier(
             raise invalid(
                 "--model", "the classifier these weights are for (a plain state_dict)", None, init
             )
-        net, kwargs = _build(model, dict(overrides), num_classes, drop_path)
+        net, kwargs = _build(model, dict(overrides), num_classes, drop_path, img_size)
         notes = _load(net, _unwrap(raw, init), HEADS[classifier_family(model)], init)
         return Initial(net, model, kwargs, f"weights {init}", notes)
     source = run["model"]
@@ -236,7 +247,7 @@ def build_classifier(
             )
         kwargs.pop("num_classes", None)
         kwargs.pop(_DROP_PATH_ARG.get(classifier_family(name), ""), None)  # this run's rate
-        net, kwargs = _build(name, kwargs, num_classes, drop_path)
+        net, kwargs = _build(name, kwargs, num_classes, drop_path, img_size)
         weights = raw["model"] if isinstance(raw.get("model"), Mapping) else raw
         notes = _load(net, _unwrap(weights, init), "\0", init)  # the head must be there too
         return Initial(net, name, kwargs, f"fine-tuned {source} ({init})", notes)
@@ -261,7 +272,7 @@ def build_classifier(
     arch = {**dict(info.kwargs), **dict(run.get("overrides") or {})}
     for key in _PRETRAIN_ARGS.get(family, ()):
         arch.pop(key, None)
-    net, kwargs = _build(name, {**arch, **dict(overrides)}, num_classes, drop_path)
+    net, kwargs = _build(name, {**arch, **dict(overrides)}, num_classes, drop_path, img_size)
     encoder = export_state_dict(pretrained, to="auto")
     notes = _load(net, encoder, HEADS[family], init)
     return Initial(net, name, kwargs, f"the encoder of {source} ({init})", notes)

@@ -87,12 +87,16 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 def _optimizer(
-    groups: list[dict[str, Any]], cfg: RunConfig, device: torch.device
+    groups: list[dict[str, Any]],
+    cfg: RunConfig,
+    device: torch.device,
+    betas: tuple[float, float] = (0.9, 0.95),
 ) -> torch.optim.Optimizer:
-    """AdamW with MAE's betas over parameter groups (fused where torch has it)."""
+    """AdamW over parameter groups (fused where torch has it); MAE's pretraining betas by
+    default (fine-tuning: torch's 0.9, 0.999)."""
     # fused AdamW: several times faster than the default on CPU (docs/models.md)
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, fused=fused)
 
 
 def _dataset(cfg: TrainConfig, model: nn.Module) -> Any:
