@@ -177,7 +177,11 @@ def evaluate(
     keys = [(i, i) for i in range(ctx.rank, len(dataset), ctx.world_size)]
     batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     loader = DataLoader(
-        dataset, batch_sampler=batches, collate_fn=_eval_collate, num_workers=workers
+        dataset,
+        batch_sampler=batches,
+        collate_fn=_eval_collate,
+        num_workers=workers,
+        generator=torch.Generator(),  # not the global stream (see grouping.train.loop.fit)
     )
     was_training = model.training
     model.eval()

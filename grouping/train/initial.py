@@ -168,15 +168,15 @@ def _load(model: nn.Module, state: Mapping[str, torch.Tensor], head: str, path: 
             ("of another shape", shapes),
         ):
             if keys:
-                parts.append(
-                    f"{len(keys)} {what} ({', '.join(keys[:3])}{'...' if keys[3:] else ''})"
-                )
+                more = "..." if keys[3:] else ""
+                parts.append(f"{len(keys)} keys {what} ({', '.join(keys[:3])}{more})")
         raise invalid(
             "--init",
             f"weights of the architecture of --model ({type(model).__name__}: every key but "
             f"the head {head}*)",
-            f"{path} with " + ("; ".join(parts) or "no key in common"),
-            "pass the --model and --set of the run that wrote them",
+            path,
+            ("; ".join(parts) or "no key in common")
+            + ". Pass the --model and --set of the run that wrote them",
         )
     model.load_state_dict(state, strict=False)
     head_missing = [k for k in missing if k.startswith(head)]

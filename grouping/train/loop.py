@@ -342,6 +342,9 @@ def fit(
         num_workers=cfg.workers,
         worker_init_fn=_init_worker if cfg.workers else None,
         pin_memory=ctx.device.type == "cuda",
+        # its own generator: starting the loader must not draw from the global torch stream,
+        # which a resumed run restores and drop path and dropout then read
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     metrics_file = None
     if ctx.is_main and cfg.metrics:
