@@ -473,3 +473,24 @@ def test_torchrun_two_processes_equal_one_process_with_the_whole_batch(tmp_path)
     # rank 0 alone wrote the checkpoint, and it holds both processes' random states
     state = load_checkpoint(ckpt.latest_checkpoint(str(tmp_path / "ck")))
     assert len(state["rng"]) == 2 and state["run"]["global_batch"] == 4
+
+
+def test_torchrun_with_accumulation_equals_one_process_with_the_whole_batch(tmp_path) -> None:
+    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4."""
+    common = ["pretrain", "--no-progress", "--threads", "1", "--per-sample", "--steps", "3"]
+    common += ["--lr", "1e-3", *TINY_ARGS]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = tmp_path / "two.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    cmd += ["2", "-m", "grouping", *common, "--batch-size", "1", "--accum-steps", "2"]
+    out = subprocess.run(
+        [*cmd, "--metrics", str(two)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    one = tmp_path / "one.jsonl"
+    cmd = [sys.executable, "-m", "grouping", *common, "--batch-size", "4", "--metrics", str(one)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    a, b = _metrics(two), _metrics(one)
+    assert [r["global_batch"] for r in a] == [4, 4, 4] == [r["global_batch"] for r in b]
+    np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)
