@@ -213,16 +213,7 @@ HIERA_CLASSIFIER = ("hiera_tiny_224", {**HIERA_TINY, "num_classes": 5})
         (HIERA_CLASSIFIER, "timm", "head.fc"),
         (HIERA_CLASSIFIER, "safetensors", "head.projection"),
         (SWIN_CLASSIFIER, "safetensors", "head.fc"),
-        pytest.param(
-            SWIN_CLASSIFIER,
-            "timm",
-            "head.fc",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="grouping.models.export._family does not count SwinClassifier as Swin, "
-                "so to='timm' is refused for it",
-            ),
-        ),
+        (SWIN_CLASSIFIER, "timm", "head.fc"),
     ],
 )
 def test_fine_tuned_weights_keep_their_head(tmp_path, capsys, classifier, to, head) -> None:

@@ -80,7 +80,7 @@ from ..core.errors import invalid
 from .hiera import Hiera, MaskedAutoencoderHiera
 from .registry import create_model, list_models
 from .simmim import SimMIMSwin
-from .swin import GreenMIMSwin
+from .swin import GreenMIMSwin, SwinClassifier
 
 __all__ = [
     "DECODER_KEYS",
@@ -299,7 +299,7 @@ def _mae_decoder(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _family(model: nn.Module) -> tuple[str, str]:
     """``(family, a name for messages)``."""
-    if isinstance(model, (GreenMIMSwin, SimMIMSwin)):
+    if isinstance(model, (GreenMIMSwin, SimMIMSwin, SwinClassifier)):
         return _SWIN, type(model).__name__
     if isinstance(model, Hiera):
         return _HIERA, type(model).__name__
