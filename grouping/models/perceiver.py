@@ -1243,6 +1243,23 @@ class PerceiverIO(nn.Module):
         x, _ = self._preprocess(inputs)
         return self.encoder(x, input_mask)
 
+    def forward_features(self, inputs: Any, input_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of the latents, ``[B, D]`` float: what probes read.
+
+        The encoder's output is the latent array ``[B, N, D]`` (:meth:`encode`); its mean over
+        the ``N`` latents is the pooled representation of the input. The classification
+        decoder (one trainable query cross-attending to the latents, then the linear map to the
+        logits) is the family's head (``decoder.*``, made anew when an encoder is fine-tuned),
+        so it is no part of the features. Perceiver IO has no norm after its last
+        self-attention layer: the mean is of un-normed latents (a k-NN probe L2-normalises
+        them, a linear probe batch-normalises them).
+
+        Args:
+            inputs: what :meth:`encode` takes (images ``[B, C, H, W]`` for the image models).
+            input_mask: as :meth:`encode`.
+        """
+        return self.encode(inputs, input_mask).mean(dim=1)  # B, N, D -> B, D
+
     def forward(
         self,
         inputs: Any,
