@@ -1,6 +1,7 @@
 """The settings of training runs (torch-free): :class:`TrainConfig` (``grouping pretrain``),
 :class:`FinetuneConfig` (``grouping finetune``), both on :class:`RunConfig` (what every run of
-the step loop has: steps, batch, optimizer, schedule, checkpoints, metrics).
+the step loop has: steps, batch, optimizer, schedule, checkpoints, metrics), and
+:class:`ProbeConfig` (``grouping probe``: a frozen encoder, no step loop).
 
 Every field carries its command-line help as metadata (:func:`option`), so each command's
 options, their defaults and their help text are generated from these classes (the
@@ -18,7 +19,7 @@ from typing import Any
 from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
 from ..models.registry import model_info
 
-__all__ = ["FinetuneConfig", "RunConfig", "TrainConfig", "option"]
+__all__ = ["FinetuneConfig", "ProbeConfig", "RunConfig", "TrainConfig", "option"]
 
 
 def option(
@@ -338,6 +339,119 @@ class FinetuneConfig(RunConfig):
         }
 
 
+def _again(cls: type, name: str) -> Any:
+    """The option field ``name`` of the dataclass ``cls`` once more, for another
+    configuration: the same default, help and flag, written once."""
+    f = cls.__dataclass_fields__[name]  # type: ignore[attr-defined]
+    meta = f.metadata
+    return option(
+        f.default,
+        meta["help"],
+        metavar=meta["metavar"],
+        flag=meta["flag"],
+        cli=meta["cli"],
+        default_factory=f.default_factory,
+    )
+
+
+@dataclass
+class ProbeConfig:
+    """One frozen-encoder evaluation: the ``grouping probe`` options (DINO's weighted k-NN or
+    MAE's linear probe on features of ``train/`` and ``val/`` computed once,
+    :func:`grouping.train.probe.probe`).
+
+    Each field's meaning is its ``help`` metadata; the weights, the model and the folders are
+    :class:`FinetuneConfig`'s options (``init``, ``model``, ``overrides``: ``--set``, ``data``,
+    ``val``, ``img_size``). The linear probe's learning rate is ``lr``, or MAE's rule
+    ``blr * B / 256`` with ``B`` the batch the head trains with (``batch_size``, or every
+    training image when there are fewer).
+    """
+
+    init: str = _again(FinetuneConfig, "init")
+    model: str | None = _again(FinetuneConfig, "model")
+    overrides: dict[str, Any] = _again(FinetuneConfig, "overrides")
+    data: str | None = _again(FinetuneConfig, "data")
+    val: str | None = _again(FinetuneConfig, "val")
+    img_size: int | None = _again(FinetuneConfig, "img_size")
+    method: str = option(
+        "knn", "knn: DINO's weighted k-NN; linear: MAE's linear probe", metavar="METHOD"
+    )
+    k: int = option(20, "knn: neighbours that vote (DINO: 20)", metavar="K")
+    temperature: float = option(0.07, "knn: temperature of the votes' weights (DINO: 0.07)")
+    epochs: int = option(90, "linear: epochs over the cached features (MAE: 90)", metavar="E")
+    warmup_epochs: int = option(
+        10, "linear: epochs of linear warm-up before the half cosine (MAE: 10)", metavar="E"
+    )
+    batch_size: int = option(
+        256,
+        "linear: features per step (MAE: 16384; all training images when fewer; >= 2 for "
+        "the batch norm)",
+        metavar="B",
+    )
+    lr: float | None = option(
+        None, "linear: absolute learning rate (default --blr x batch / 256, MAE's rule)"
+    )
+    blr: float = option(0.1, "linear: base learning rate per 256 samples (MAE: 0.1)")
+    min_lr: float = option(0.0, "linear: the floor of the cosine (MAE: 0)")
+    weight_decay: float = option(0.0, "linear: weight decay (MAE: 0)")
+    optimizer: str = option(
+        "sgd",
+        "linear: sgd (momentum 0.9) or lars (MAE's, made for its batch of 16384: with the few "
+        "steps of a small folder its head barely moves)",
+        metavar="NAME",
+    )
+    seed: int = option(
+        0, "seeds a random encoder, the head and the order of the batches", metavar="S"
+    )
+    feature_batch_size: int = option(
+        64, "images per forward pass of the feature extraction", metavar="B"
+    )
+    workers: int = option(0, "DataLoader workers of the feature extraction", metavar="W")
+    threads: int = option(0, "torch threads (0: torch's default)", metavar="T")
+    device: str | None = option(None, "cpu, cuda or cuda:N (default: cuda if any)")
+    log: Callable[[str], None] | None = option(print, "where the lines go", cli=False)
+
+    #: The probing methods and the linear probe's optimizers.
+    METHODS = ("knn", "linear")
+    OPTIMIZERS = ("sgd", "lars")
+
+    train_folder = FinetuneConfig.train_folder
+    val_folder = FinetuneConfig.val_folder
+
+    def validate(self) -> None:
+        """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
+        command-line option)."""
+        if self.data is None:
+            raise invalid("--data", "a folder holding train/ and val/", None)
+        if self.method not in self.METHODS:
+            raise invalid("--method", " or ".join(self.METHODS), self.method)
+        if self.optimizer not in self.OPTIMIZERS:
+            raise invalid("--optimizer", " or ".join(self.OPTIMIZERS), self.optimizer)
+        for flag, value, minimum in (
+            ("--k", self.k, 1),
+            ("--epochs", self.epochs, 1),
+            ("--warmup-epochs", self.warmup_epochs, 0),
+            ("--batch-size", self.batch_size, 2),
+            ("--seed", self.seed, 0),
+            ("--feature-batch-size", self.feature_batch_size, 1),
+            ("--workers", self.workers, 0),
+            ("--threads", self.threads, 0),
+            ("--img-size", 1 if self.img_size is None else self.img_size, 1),
+        ):
+            check_int(flag, value, minimum=minimum)
+        if self.warmup_epochs > self.epochs:
+            raise invalid("--warmup-epochs", f"at most --epochs={self.epochs}", self.warmup_epochs)
+        positive = [("--temperature", self.temperature), ("--blr", self.blr)]
+        if self.lr is not None:
+            positive.append(("--lr", self.lr))
+        for flag, value in positive:
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise invalid(flag, "a positive float", value)
+        for flag, value in (("--min-lr", self.min_lr), ("--weight-decay", self.weight_decay)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise invalid(flag, "a float >= 0", value)
+
+
 def _attributes_doc(cls: type) -> str:
     lines = ["", "    Attributes:"]
     for f in fields(cls):
@@ -345,5 +459,5 @@ def _attributes_doc(cls: type) -> str:
     return "\n".join(lines) + "\n"
 
 
-for _cls in (RunConfig, TrainConfig, FinetuneConfig):
+for _cls in (RunConfig, TrainConfig, FinetuneConfig, ProbeConfig):
     _cls.__doc__ = (_cls.__doc__ or "").rstrip() + "\n" + _attributes_doc(_cls)
