@@ -35,7 +35,7 @@ from ._args import Parser, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("plan", "sweep", "pretrain", "finetune", "export")
+COMMANDS: tuple[str, ...] = ("plan", "sweep", "pretrain", "finetune", "export", "probe")
 """The subcommands, in the order ``grouping --help`` lists them (modules of this package)."""
 
 
