@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from tiny_configs import HIERA_TINY, SWIN_TINY
+from tiny_configs import HIERA_TINY, HIP_TINY, SWIN_TINY
 
 from grouping.cli import main
 from grouping.core.errors import GroupingValueError
@@ -123,7 +123,7 @@ def test_hiera_checkpoint_and_plain_state_dicts(tmp_path) -> None:
     [
         (dict(model="hiera_tiny_224"), "--init: expected a checkpoint of the hiera family"),
         (dict(model="greenmim_swin_tiny"), "--model: expected a classifier"),
-        (dict(model="hip_class_bottleneck_mini"), "--model: expected a classifier of the"),
+        (dict(model="hip_class_bottleneck_mini"), "--model: expected an image classifier of"),
     ],
 )
 def test_init_of_another_family_or_model_is_refused(swin_ckpt, kwargs, match) -> None:
@@ -141,6 +141,56 @@ def test_weights_of_another_architecture_are_refused(tmp_path, swin_ckpt) -> Non
             overrides=SWIN_ARCH,
             num_classes=3,
         )
+
+
+def test_hip_checkpoint_gives_its_encoder_half_and_a_label_head(tmp_path) -> None:
+    """A HiP pretraining checkpoint builds hip_*_classifier: the MAE's HiP up to the processor
+    (the decoder half set apart, named in the notes), only the label modules new."""
+    from grouping.models.export import model_from_checkpoint
+
+    train(
+        TrainConfig(
+            model="hip_mini",
+            overrides=dict(HIP_TINY),
+            steps=1,
+            batch_size=2,
+            checkpoint=str(tmp_path / "ck"),
+            progress=False,
+            log=None,
+        )
+    )
+    path = str(tmp_path / "ck" / "ckpt_00000001.pt")
+    initial = build_classifier(path, model=None, overrides={}, num_classes=3, drop_path=0.1)
+    assert initial.name == "hip_mini_classifier"
+    assert initial.overrides["drop_path_rate"] == 0.1 and initial.overrides["num_classes"] == 3
+    assert initial.notes[0].startswith("not used from --init (the decoder half): ")
+    assert initial.notes[1].startswith("new head: label_embed.label.weight")
+    mae = model_from_checkpoint(load_checkpoint(path)).model.state_dict()
+    state = initial.model.state_dict()
+    assert all(torch.equal(v, mae["hip." + k]) for k, v in state.items() if "label" not in k)
+    assert {k for k in state if f"hip.{k}" not in mae} == {
+        k for k in state if k.startswith("label_")
+    }
+    assert initial.model(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+
+
+def test_hip_and_perceiver_fine_tune(data, tmp_path) -> None:
+    """HiP and Perceiver IO fine-tune through the same run (--img-size sets each family's
+    size argument); every parameter gets a gradient, so DDP needs no unused-parameter scan."""
+    hip = finetune(
+        _config(data, model="hip_mini_classifier", overrides=dict(HIP_TINY), steps=2)
+    )
+    perceiver = finetune(
+        _config(data, model="perceiver_io_small", overrides={}, img_size=16, steps=2)
+    )
+    for summary in (hip, perceiver):
+        assert len(summary["losses"]) == 2 and np.isfinite(summary["losses"]).all()
+        assert 0 <= summary["last"]["val_top1"] <= summary["last"]["val_top5"] <= 1
+    net = build_classifier(
+        "random", model="hip_mini_classifier", overrides=HIP_TINY, num_classes=3
+    ).model
+    net(torch.rand(2, 3, 8, 8)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
 
 
 # -- the run --------------------------------------------------------------------------------------

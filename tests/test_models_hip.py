@@ -428,3 +428,34 @@ def test_layout_buffers_refill_after_meta_construction() -> None:
     x = torch.randn(2, 3, 6, 10)
     out = model(x)
     assert out.loss is out[0] and torch.equal(out.loss, ref(x).loss)
+
+
+def test_hip_classifier_is_the_class_bottlenecks_label_read_out() -> None:
+    """HiPClassifier's logits are HiPClassBottleneck's label output for zero labels, with the
+    same weights; it keeps no decoder half, and layer-wise decay places every parameter."""
+    from tiny_configs import HIP_TINY
+
+    from grouping.train.recipe import layer_ids
+
+    arch = {k: v for k, v in HIP_TINY.items() if k != "img_size"}
+    net = H.hip_classifier("Mini", img_size=8, num_classes=5, **arch).eval()
+    full = H.HiPClassBottleneck(
+        **{**H.VARIANTS["Mini"], **H._SHARED_DEFAULTS, **arch},
+        modalities={"image": (64, 3), "label": (1, 5)},
+        label_modalities=("label",),
+    ).eval()
+    missing, unexpected = full.load_state_dict(net.state_dict(), strict=False)
+    assert not unexpected and all(
+        k.startswith(net.decoder_prefixes) for k in missing
+    ), missing
+    images = torch.rand(2, 3, 8, 8)
+    tokens = images.flatten(2).transpose(1, 2)
+    out = full({"image": tokens, "label": torch.zeros(2, 1, 5)})["input_reconstruction"]
+    torch.testing.assert_close(net(images), out["label"][:, 0], rtol=0, atol=0)
+    assert len(net.blocks) == net.processor_index + 1 and not hasattr(net, "reconstruction_head")
+    assert net.forward_features(images).shape == (2, 16)
+    ids = layer_ids(net)
+    assert ids["embed.image.weight"] == 0 and ids["blocks.1.projector.query_inputs"] == 2
+    assert ids["label_unembed.label.weight"] == 3
+    with pytest.raises(GroupingValueError, match="images: expected a tensor"):
+        net(torch.rand(2, 3, 4, 4))

@@ -86,6 +86,7 @@ __all__ = [
     "VARIANTS",
     "HiP",
     "HiPClassBottleneck",
+    "HiPClassifier",
     "HiPMAE",
     "HiPStep",
     "HaikuParamsError",
@@ -97,6 +98,7 @@ __all__ = [
     "hip_class_bottleneck_mini",
     "hip_mini",
     "load_haiku_params",
+    "hip_classifier",
     "mae_hip",
     "prepare_hip",
 ]
@@ -1051,15 +1053,27 @@ class HiPClassBottleneck(HiP):
             raise invalid("inputs", "at least one modality besides the labels", ", ".join(keys))
         return keys
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-        names = self.check_inputs(inputs)
+    def encode_labels(
+        self, inputs: Mapping[str, torch.Tensor], names: Sequence[str]
+    ) -> tuple[
+        torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor], torch.Tensor, GroupLayout
+    ]:
+        """The blocks up to the processor and the labels' read-out (checked ``names``).
+
+        Returns:
+            ``(z, hidden, labels, query, layout)``: the processor's output latents ``[B, G,
+            Z, D]``, every block's output so far (the U-Net skips of the decoder half), the
+            read-out ``[B, N_m, C_m]`` of every label modality in ``names``, the grouped
+            position encodings (the reconstruction head's queries) and the layout.
+        """
         labels = [m for m in names if m in self.label_modalities]
         encoded = [m for m in names if m not in self.label_modalities]
         z, query, layout = self.embed_and_group(inputs, encoded)
         key_mask = self.padding_mask(layout, z.device)
         hidden: list[torch.Tensor] = []
         label_out: dict[str, torch.Tensor] = {}
-        for i, block in enumerate(self.blocks):
+        for i in range(self.processor_index + 1):
+            block = self.blocks[i]
             if i > 0:
                 z = regroup(z, self.num_groups[i], self.regroup_type)
             if i == self.processor_index:
@@ -1068,13 +1082,21 @@ class HiPClassBottleneck(HiP):
                     pos = self.label_pos_emb[m].unsqueeze(0).expand(z.shape[0], -1, -1)
                     label_query[m] = pos.unsqueeze(1)
                     z = torch.cat([z, (self.label_embed[m](inputs[m]) + pos).unsqueeze(1)], 2)
-            residual = hidden[self.num_blocks - i - 1] if i > self.processor_index else None
             mask = key_mask.expand(z.shape[0], -1, -1) if i == 0 and key_mask is not None else None
-            z = block(z, residual=residual, key_mask=mask)
+            z = block(z, key_mask=mask)
             hidden.append(z)
-            if i == self.processor_index:
-                for m, q in label_query.items():
-                    label_out[m] = self.label_unembed[m](self.label_head(z, query_inputs=q)[:, 0])
+        for m, q in label_query.items():
+            label_out[m] = self.label_unembed[m](self.label_head(z, query_inputs=q)[:, 0])
+        return z, hidden, label_out, query, layout
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        names = self.check_inputs(inputs)
+        encoded = [m for m in names if m not in self.label_modalities]
+        z, hidden, label_out, query, layout = self.encode_labels(inputs, names)
+        for i in range(self.processor_index + 1, self.num_blocks):
+            z = regroup(z, self.num_groups[i], self.regroup_type)
+            z = self.blocks[i](z, residual=hidden[self.num_blocks - i - 1])
+            hidden.append(z)
         recon = self.reconstruct(z, query)
         tokens = ungroup_modalities(recon, self.layout_tensors(layout, z.device)[1])
         out, start = {}, 0
@@ -1472,6 +1494,18 @@ class HiPPreparer(Preparer):
         return groupwise_masks(1, cfg.num_groups, cfg.group_len, mask_ratio, rng=as_rng(rng))[0]
 
 
+def _pixel_tokens(images: Any, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """``[B, C, H, W] -> [B, H * W, C]`` raw-pixel tokens (row-major), checked."""
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dim() != 4
+        or tuple(images.shape[1:]) != input_shape
+    ):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise invalid("images", f"a tensor [B, {', '.join(map(str, input_shape))}]", shape)
+    return images.flatten(2).transpose(1, 2)
+
+
 class HiPMAE(nn.Module):
     """Group-wise masked auto-encoding of images with a :class:`HiP` (the paper's pretraining).
 
@@ -1553,16 +1587,7 @@ class HiPMAE(nn.Module):
 
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W] -> [B, H * W, C]`` raw-pixel tokens, checked."""
-        if (
-            not isinstance(images, torch.Tensor)
-            or images.dim() != 4
-            or tuple(images.shape[1:]) != self.input_shape
-        ):
-            shape = (
-                tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            )
-            raise invalid("images", f"a tensor [B, {', '.join(map(str, self.input_shape))}]", shape)
-        return images.flatten(2).transpose(1, 2)
+        return _pixel_tokens(images, self.input_shape)
 
     def forward(self, images: torch.Tensor, mask: HiPStep | None = None) -> HiPMAEOutput:
         hip = self.hip
@@ -1616,3 +1641,145 @@ def mae_hip(
             raise invalid(key, "not set: the MAE reads one image modality", kwargs[key])
     model = _build(variant, modalities={"image": (size[0] * size[1], in_chans)}, **kwargs)
     return HiPMAE(model, img_size if isinstance(img_size, int) else size, in_chans, variant=variant)
+
+
+# -- image classification ---------------------------------------------------------------------
+
+
+def _image_size(img_size: Any) -> tuple[int, int]:
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if len(size) != 2 or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size
+    ):
+        raise invalid("img_size", "an int or (H, W), ints >= 1", img_size)
+    return size  # type: ignore[return-value]
+
+
+class HiPClassifier(HiPClassBottleneck):
+    """An image classifier on a HiP: the class bottleneck's label read-out is the logits.
+
+    Images ``[B, C, H, W]`` are read as :class:`HiPMAE` reads them (``H * W`` raw-pixel tokens
+    of ``C`` channels, one modality ``"image"``). A label modality ``"label"`` of one token and
+    ``num_classes`` channels enters the processor as :class:`HiPClassBottleneck`'s labels do
+    (embedded, with its own position encoding), fed zeros: the label is what is predicted, as
+    a masked label is in the official class bottleneck. Its read-out after the processor
+    (``label_head``, ``label_unembed``) is the logits.
+
+    The decoder half (the blocks after the processor, the reconstruction head and the image's
+    unembedding) reconstructs the input and never reaches the logits, so it is not kept: its
+    parameters would get no gradient (an error under DDP) and take memory. Every other name is
+    :class:`HiPMAE`'s without its ``hip.`` prefix, so a HiP pretraining checkpoint loads with
+    only the label modules (``label_*``) new (:meth:`pretrained_state`).
+
+    Args:
+        img_size: ``(H, W)`` or an int.
+        in_chans: ``C``.
+        num_classes: the classes (the label modality's channels), ``>= 1``.
+        variant: the official variant the HiP was built from, if a factory built it.
+        **kwargs: the :class:`HiP` arguments (not ``modalities``, ``datasets`` or
+            ``label_modalities``).
+
+    Shape:
+        ``forward(images [B, C, H, W]) -> logits [B, num_classes]``;
+        ``forward_features(images) -> [B, D]``, the mean of the processor's output latents
+        over its groups and latents (``D`` = the processor's width).
+    """
+
+    def __init__(
+        self,
+        img_size: int | Sequence[int] = 224,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        *,
+        variant: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        size = _image_size(img_size)
+        in_chans = check_int("in_chans", in_chans, minimum=1)
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        for key in ("modalities", "datasets", "label_modalities"):
+            if key in kwargs:
+                raise invalid(
+                    key, "not set: the classifier reads images and one label", kwargs[key]
+                )
+        modalities = {"image": (size[0] * size[1], in_chans), "label": (1, num_classes)}
+        super().__init__(modalities=modalities, label_modalities=("label",), **kwargs)
+        self.img_size = size
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.variant = variant
+        del self.blocks[self.processor_index + 1 :]  # the decoder half: never on the logits' path
+        del self.reconstruction_head
+        del self.unembed["image"]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one input."""
+        return (self.in_chans, *self.img_size)
+
+    @property
+    def decoder_prefixes(self) -> tuple[str, ...]:
+        """The names (prefixes) of a whole HiP's decoder half, which this classifier has not."""
+        later = range(self.processor_index + 1, self.num_blocks)
+        return (*(f"blocks.{i}." for i in later), "reconstruction_head.", "unembed.")
+
+    def pretrained_state(
+        self, state: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """A HiP pretraining state_dict in this classifier's names.
+
+        Args:
+            state: a :class:`HiPMAE`'s ``state_dict`` (what ``grouping pretrain --save``
+                writes for HiP: names ``hip.*``), or a plain :class:`HiP`'s or a classifier's
+                (no prefix).
+
+        Returns:
+            ``(state, unused)``: the state without the ``hip.`` prefix and without the decoder
+            half, and the decoder half's names that were set apart.
+        """
+        prefix = "hip." if state and all(k.startswith("hip.") for k in state) else ""
+        out, unused = {}, []
+        for key, value in state.items():
+            name = key[len(prefix) :]
+            if name.startswith(self.decoder_prefixes) and name not in self.state_dict():
+                unused.append(key)
+            else:
+                out[name] = value
+        return out, unused
+
+    def encode_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(latents [B, G, Z, D], logits [B, num_classes])`` of images ``[B, C, H, W]``."""
+        tokens = _pixel_tokens(images, self.input_shape)
+        label = tokens.new_zeros(tokens.shape[0], 1, self.num_classes)
+        z, _, out, _, _ = self.encode_labels({"image": tokens, "label": label}, ("image", "label"))
+        return z, out["label"][:, 0]
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The mean of the processor's output latents, ``[B, D]`` float: what probes read."""
+        return self.encode_images(images)[0].mean(dim=(1, 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """The logits ``[B, num_classes]`` of images ``[B, C, H, W]``."""
+        return self.encode_images(images)[1]
+
+
+def hip_classifier(
+    variant: str = "Mini",
+    img_size: int | Sequence[int] = 224,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    **kwargs: Any,
+) -> HiPClassifier:
+    """A :class:`HiPClassifier` of the official ``variant`` (``"16"``, ``"256"``, ``"Mini"``,
+    ``"16x3"``): the classifier ``grouping finetune`` builds around a ``hip_*`` pretraining
+    model's HiP (same arguments as :func:`mae_hip`, plus ``num_classes``).
+
+    Example:
+        >>> net = hip_classifier("Mini", img_size=8, num_classes=3)
+        >>> net(torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 3])
+    """
+    if variant not in VARIANTS:
+        raise invalid("variant", f"one of {sorted(VARIANTS)}", variant)
+    args = {**VARIANTS[variant], **_SHARED_DEFAULTS, **kwargs}
+    return HiPClassifier(img_size, in_chans, num_classes, variant=variant, **args)

@@ -42,8 +42,9 @@ class ModelInfo:
         size_arg: the architecture argument that sets the input size (``--img-size``).
         mask_ratio: the default mask ratio of ``grouping pretrain`` (the paper's).
         data: what it trains on: ``"images"`` (``model.input_shape`` is ``(C, H, W)`` or
-            ``(C, T, H, W)``; synthetic images or an image folder) or ``"clips"`` (video,
-            audio and label; ``model.clip_spec`` holds the ``SyntheticClips`` arguments).
+            ``(C, T, H, W)``; synthetic images or an image folder), ``"clips"`` (video,
+            audio and label; ``model.clip_spec`` holds the ``SyntheticClips`` arguments) or
+            ``"modalities"`` (a dict of ``[B, N, C]`` token arrays, a plain HiP's input).
         classifier: for a pretraining model, the registered classifier of the same family
             that fine-tuning builds around its encoder (None: none registered).
     """
@@ -56,7 +57,7 @@ class ModelInfo:
     summary: str = ""
     size_arg: str = "img_size"
     mask_ratio: float = 0.75
-    data: Literal["images", "clips"] = "images"
+    data: Literal["images", "clips", "modalities"] = "images"
     classifier: str | None = None
 
 
@@ -138,6 +139,7 @@ _PERCEIVER = (
         ),
         pretrain=False,
         summary="Perceiver IO, ImageNet: 512 x 1024 latents, 8 x 6 self-attention, Fourier 64",
+        size_arg="image_size",
     ),
     ModelInfo(
         "perceiver_io_small",
@@ -158,6 +160,7 @@ _PERCEIVER = (
         ),
         pretrain=False,
         summary="a small Perceiver IO for tests (32 px, 16 x 32 latents)",
+        size_arg="image_size",
     ),
     ModelInfo(
         "perceiver_multimodal_autoencoder",
@@ -182,6 +185,18 @@ _HIP = (
             dict(variant=variant, img_size=224, in_chans=3),
             summary=f"HiP-{variant}, group-wise MAE on 224 x 224 raw pixels (50,176 tokens)",
             mask_ratio=0.85,
+            classifier=f"hip_{variant.lower()}_classifier",
+        )
+        for variant in ("16", "256", "Mini", "16x3")
+    ),
+    *(
+        ModelInfo(
+            f"hip_{variant.lower()}_classifier",
+            "hip",
+            "grouping.models.hip:hip_classifier",
+            dict(variant=variant, img_size=224, in_chans=3, num_classes=1000),
+            pretrain=False,
+            summary=f"HiP-{variant}'s encoder half, the class bottleneck's label read-out",
         )
         for variant in ("16", "256", "Mini", "16x3")
     ),
@@ -191,6 +206,7 @@ _HIP = (
         "grouping.models.hip:hip_class_bottleneck_mini",
         pretrain=False,
         summary="HiP-Mini with labels through the processor (the official test's datasets)",
+        data="modalities",
     ),
 )
 

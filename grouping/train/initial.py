@@ -36,7 +36,7 @@ from ..models.registry import create_model, list_models, model_info
 __all__ = ["HEADS", "Initial", "build_classifier", "classifier_family", "read_weights"]
 
 #: The head of every classifier family: the keys fine-tuning initialises anew.
-HEADS = {"swin": "head.", "hiera": "head.", "perceiver": "decoder."}
+HEADS = {"swin": "head.", "hiera": "head.", "hip": "label_", "perceiver": "decoder."}
 
 # what a pretraining model has beside its encoder (never loaded into a classifier)
 _PRETRAIN_ONLY = ("decoder_", "mask_token", "encoder.mask_token", "multi_scale_fusion_heads.")
@@ -44,7 +44,7 @@ _PRETRAIN_ONLY = ("decoder_", "mask_token", "encoder.mask_token", "multi_scale_f
 _PRETRAIN_ARGS = {
     "hiera": ("q_pool", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "norm_pix_loss")
 }
-_DROP_PATH_ARG = {"swin": "drop_path_rate", "hiera": "drop_path_rate"}
+_DROP_PATH_ARG = {"swin": "drop_path_rate", "hiera": "drop_path_rate", "hip": "drop_path_rate"}
 
 
 class Initial(NamedTuple):
@@ -83,9 +83,12 @@ def classifier_family(name: str) -> str:
             name,
             f"try --model {info.classifier}" if info.classifier else "",
         )
-    if info.family not in HEADS:
+    if info.family not in HEADS or info.data != "images":
         raise invalid(
-            "--model", f"a classifier of the families {', '.join(HEADS)}", f"{name} ({info.family})"
+            "--model",
+            f"an image classifier of the families {', '.join(HEADS)}",
+            f"{name} ({info.family}, {info.data})",
+            "the HiP image classifiers are hip_*_classifier" if info.family == "hip" else "",
         )
     return info.family
 
@@ -146,6 +149,11 @@ def _load(model: nn.Module, state: Mapping[str, torch.Tensor], head: str, path: 
     """Load ``state`` into ``model`` with only the head allowed to be new; return notes."""
     target = model.state_dict()
     notes = []
+    convert = getattr(model, "pretrained_state", None)  # HiP: its decoder half set apart
+    if callable(convert):
+        state, half = convert(state)
+        if half:
+            notes.append(f"not used from --init (the decoder half): {len(half)} keys, {half[0]}...")
     unused = sorted(k for k in state if k not in target and k.startswith(_PRETRAIN_ONLY))
     if unused:
         notes.append(f"not used from --init (pretraining only): {len(unused)} keys, {unused[0]}...")

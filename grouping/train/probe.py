@@ -162,7 +162,7 @@ def extract_features(
     """
     if not callable(getattr(model, "forward_features", None)):
         raise invalid(
-            "model", "a classifier with forward_features (Swin, Hiera, Perceiver IO)", model
+            "model", "a classifier with forward_features (Swin, Hiera, HiP, Perceiver IO)", model
         )
     size = check_int("batch_size", batch_size, minimum=1)
     n = check_int("len(dataset)", len(dataset), minimum=1)  # type: ignore[arg-type]
