@@ -374,3 +374,33 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and "\n" not in err and "Traceback" not in err, err
     assert out.read_text() == "earlier result" and not (tmp_path / "ck").exists()
+
+
+def test_torchrun_with_accumulation_equals_one_process(data, tmp_path) -> None:
+    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4, and
+    the evaluation (each rank a share of val/, summed) is the same."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = _cli(data, "--init", "random", "--steps", "3", "--eval-every", "3")
+    common += ["--drop-path", "0", "--lr", "1e-3"]
+    runs = {}
+    for name, launch, batch in (
+        ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], 1),
+        ("one", [], 4),
+    ):
+        metrics = tmp_path / f"{name}.jsonl"
+        cmd = [sys.executable, *launch, "-m", "grouping", *common, "--batch-size", str(batch)]
+        cmd += ["--accum-steps", "2" if name == "two" else "1", "--metrics", str(metrics)]
+        cmd += ["--checkpoint", str(tmp_path / name)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[name] = [json.loads(line) for line in open(metrics)]
+    two, one = runs["two"], runs["one"]
+    assert [r["global_batch"] for r in two] == [4, 4, 4] == [r["global_batch"] for r in one]
+    assert [r["world_size"] for r in two] == [2, 2, 2]
+    np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-5)
+    for key in ("val_top1", "val_top5", "val_images"):
+        assert two[-1][key] == one[-1][key]
+    np.testing.assert_allclose(two[-1]["val_loss"], one[-1]["val_loss"], rtol=1e-5)
