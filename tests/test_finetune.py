@@ -87,6 +87,7 @@ def test_pretrain_checkpoint_gives_its_encoder_and_a_new_head(swin_ckpt) -> None
     initial = build_classifier(swin_ckpt, model=None, overrides={}, num_classes=3)
     assert initial.name == "swin_tiny_patch4_window7_224"
     assert initial.notes == ["new head: head.fc.weight, head.fc.bias"]
+    assert not {"mask_unit", "decoder_dim", "decoder_heads"} & set(initial.overrides)
     encoder = model_from_checkpoint(load_checkpoint(swin_ckpt)).model.encoder_state_dict()
     state = initial.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in encoder.items())

@@ -42,7 +42,15 @@ HEADS = {"swin": "head.", "hiera": "head.", "hip": "label_", "perceiver": "decod
 _PRETRAIN_ONLY = ("decoder_", "mask_token", "encoder.mask_token", "multi_scale_fusion_heads.")
 # pretraining-only architecture arguments (Hiera's MAE pools one stage less: q_pool=2)
 _PRETRAIN_ARGS = {
-    "hiera": ("q_pool", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "norm_pix_loss")
+    "hiera": ("q_pool", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "norm_pix_loss"),
+    "swin": (  # SwinConfig's masking and decoder fields (a classifier leaves them unused)
+        "mask_unit",
+        "decoder_dim",
+        "decoder_depth",
+        "decoder_heads",
+        "decoder_norm_eps",
+        "norm_pix_loss",
+    ),
 }
 _DROP_PATH_ARG = {"swin": "drop_path_rate", "hiera": "drop_path_rate", "hip": "drop_path_rate"}
 
