@@ -8,6 +8,11 @@
   options generated from :class:`grouping.train.config.TrainConfig`.
 * ``grouping finetune --init PATH --data FOLDER`` (:mod:`grouping.cli.finetune`): supervised
   fine-tuning, its options generated from :class:`grouping.train.config.FinetuneConfig`.
+* ``grouping probe --init PATH --data FOLDER --method knn|linear`` (:mod:`grouping.cli.probe`):
+  frozen-encoder evaluation, its options generated from
+  :class:`grouping.train.config.ProbeConfig`.
+* ``grouping export --checkpoint PATH --to timm|official|safetensors --out FILE``
+  (:mod:`grouping.cli.export`): a checkpoint's weights in another library's names.
 
 A subcommand is a module of this package with ``add_parser(subparsers)``, which adds its
 parser and sets ``run`` (``args -> exit status``) as its default; to add one, write the module
