@@ -194,6 +194,36 @@ def test_hip_and_perceiver_fine_tune(data, tmp_path) -> None:
     assert all(p.grad is not None for p in net.parameters())
 
 
+def test_official_hiera_and_timm_swin_files(tmp_path) -> None:
+    """An official Hiera checkpoint ({"model_state": ...}, a 1000-class head) and a timm Swin
+    state_dict load into --model with only the head re-initialised."""
+    from grouping.models import create_model
+    from grouping.models.export import export_state_dict
+
+    hiera_arch = {k: v for k, v in HIERA_TINY.items()}
+    official = create_model("hiera_tiny_224", **hiera_arch).state_dict()  # 1000 classes
+    torch.save({"model_state": official}, tmp_path / "hiera.pth")
+    initial = build_classifier(
+        str(tmp_path / "hiera.pth"), model="hiera_tiny_224", overrides=hiera_arch, num_classes=3
+    )
+    assert initial.notes == [
+        "head of another class count re-initialised: head.projection.weight, "
+        "head.projection.bias"
+    ]
+    state = initial.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in official.items() if "head" not in k)
+    swin = create_model("swin_tiny_patch4_window7_224", **SWIN_ARCH, num_classes=3)
+    torch.save({"model": export_state_dict(swin, to="timm")}, tmp_path / "swin.pth")
+    again = build_classifier(
+        str(tmp_path / "swin.pth"),
+        model="swin_tiny_patch4_window7_224",
+        overrides=SWIN_ARCH,
+        num_classes=3,
+    )
+    assert again.notes == []
+    assert all(torch.equal(v, swin.state_dict()[k]) for k, v in again.model.state_dict().items())
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -378,13 +408,13 @@ def test_bad_input_is_one_line_and_writes_nothing(
 
 
 def test_torchrun_with_accumulation_equals_one_process(data, tmp_path) -> None:
-    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4, and
-    the evaluation (each rank a share of val/, summed) is the same."""
+    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4 over 6
+    steps, and the evaluation (each rank a share of val/, summed) is the same."""
     import subprocess
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = _cli(data, "--init", "random", "--steps", "3", "--eval-every", "3")
+    common = _cli(data, "--init", "random", "--steps", "6", "--eval-every", "3")
     common += ["--drop-path", "0", "--lr", "1e-3"]
     runs = {}
     for name, launch, batch in (
@@ -399,8 +429,9 @@ def test_torchrun_with_accumulation_equals_one_process(data, tmp_path) -> None:
         assert out.returncode == 0, out.stderr[-3000:]
         runs[name] = [json.loads(line) for line in open(metrics)]
     two, one = runs["two"], runs["one"]
-    assert [r["global_batch"] for r in two] == [4, 4, 4] == [r["global_batch"] for r in one]
-    assert [r["world_size"] for r in two] == [2, 2, 2]
+    assert [r["global_batch"] for r in two] == [4] * 6 == [r["global_batch"] for r in one]
+    assert [r["world_size"] for r in two] == [2] * 6
+    assert ["val_top1" in r for r in two] == [False, False, True] * 2
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-5)
     for key in ("val_top1", "val_top5", "val_images"):
         assert two[-1][key] == one[-1][key]

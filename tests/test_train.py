@@ -476,8 +476,9 @@ def test_torchrun_two_processes_equal_one_process_with_the_whole_batch(tmp_path)
 
 
 def test_torchrun_with_accumulation_equals_one_process_with_the_whole_batch(tmp_path) -> None:
-    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4."""
-    common = ["pretrain", "--no-progress", "--threads", "1", "--per-sample", "--steps", "3"]
+    """2 gloo processes x batch 1 x 2 accumulation steps follow 1 process with batch 4 over 6
+    steps."""
+    common = ["pretrain", "--no-progress", "--threads", "1", "--per-sample", "--steps", "6"]
     common += ["--lr", "1e-3", *TINY_ARGS]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     two = tmp_path / "two.jsonl"
@@ -492,5 +493,5 @@ def test_torchrun_with_accumulation_equals_one_process_with_the_whole_batch(tmp_
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     a, b = _metrics(two), _metrics(one)
-    assert [r["global_batch"] for r in a] == [4, 4, 4] == [r["global_batch"] for r in b]
+    assert [r["global_batch"] for r in a] == [4] * 6 == [r["global_batch"] for r in b]
     np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)

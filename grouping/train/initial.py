@@ -195,7 +195,7 @@ def _load(model: nn.Module, state: Mapping[str, torch.Tensor], head: str, path: 
             + ". Pass the --model and --set of the run that wrote them",
         )
     model.load_state_dict(state, strict=False)
-    head_missing = [k for k in missing if k.startswith(head)]
+    head_missing = [k for k in missing if k.startswith(head) and k not in other_head]
     if head_missing:
         notes.append(f"new head: {', '.join(head_missing)}")
     return notes
