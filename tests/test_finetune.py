@@ -178,9 +178,7 @@ def test_hip_checkpoint_gives_its_encoder_half_and_a_label_head(tmp_path) -> Non
 def test_hip_and_perceiver_fine_tune(data, tmp_path) -> None:
     """HiP and Perceiver IO fine-tune through the same run (--img-size sets each family's
     size argument); every parameter gets a gradient, so DDP needs no unused-parameter scan."""
-    hip = finetune(
-        _config(data, model="hip_mini_classifier", overrides=dict(HIP_TINY), steps=2)
-    )
+    hip = finetune(_config(data, model="hip_mini_classifier", overrides=dict(HIP_TINY), steps=2))
     perceiver = finetune(
         _config(data, model="perceiver_io_small", overrides={}, img_size=16, steps=2)
     )
@@ -207,8 +205,7 @@ def test_official_hiera_and_timm_swin_files(tmp_path) -> None:
         str(tmp_path / "hiera.pth"), model="hiera_tiny_224", overrides=hiera_arch, num_classes=3
     )
     assert initial.notes == [
-        "head of another class count re-initialised: head.projection.weight, "
-        "head.projection.bias"
+        "head of another class count re-initialised: head.projection.weight, head.projection.bias"
     ]
     state = initial.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in official.items() if "head" not in k)

@@ -445,9 +445,7 @@ def test_hip_classifier_is_the_class_bottlenecks_label_read_out() -> None:
         label_modalities=("label",),
     ).eval()
     missing, unexpected = full.load_state_dict(net.state_dict(), strict=False)
-    assert not unexpected and all(
-        k.startswith(net.decoder_prefixes) for k in missing
-    ), missing
+    assert not unexpected and all(k.startswith(net.decoder_prefixes) for k in missing), missing
     images = torch.rand(2, 3, 8, 8)
     tokens = images.flatten(2).transpose(1, 2)
     out = full({"image": tokens, "label": torch.zeros(2, 1, 5)})["input_reconstruction"]
