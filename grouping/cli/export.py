@@ -31,14 +31,14 @@ and write nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import GroupingValueError, invalid
+from ._files import check_out, write_atomic
 
 __all__ = ["Exported", "TARGETS", "add_parser", "run", "text"]
 
@@ -133,11 +133,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _check_out(out: str, to: str, checkpoint: str) -> str:
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise invalid("--out", "a file in an existing folder", out, f"create {folder} first")
-    if os.path.isdir(out):
-        raise invalid("--out", "a file name, not a folder", out)
+    check_out("--out", out)
     if not out.lower().endswith(_SUFFIXES[to]):
         raise invalid("--out", f"a {' or '.join(_SUFFIXES[to])} file for --to {to}", out)
     if os.path.exists(out) and os.path.exists(checkpoint) and os.path.samefile(out, checkpoint):
@@ -205,27 +201,6 @@ def _refused(
         args.to,
         reason,
     )
-
-
-def _write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """``write(temporary)`` in ``path``'s folder, flushed to disk, then renamed to ``path``.
-
-    The file gets the mode a new file gets (the umask's; safetensors itself writes 0600).
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb"):
-            mode = os.stat(tmp).st_mode
-        write(tmp)
-        os.chmod(tmp, mode)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _result(out: str, to: str, state: Mapping[str, Any], meta: Mapping[str, str]) -> Exported:
@@ -298,9 +273,9 @@ def run(args: argparse.Namespace) -> int:
     except GroupingValueError as exc:
         raise _refused(exc, ckpt, args) from None
     if args.to == "safetensors":
-        _write_atomic(out, lambda tmp: save_safetensors(state, tmp, meta))
+        write_atomic(out, lambda tmp: save_safetensors(state, tmp, meta))
     else:
-        _write_atomic(out, lambda tmp: torch.save(state, tmp))
+        write_atomic(out, lambda tmp: torch.save(state, tmp))
     result = _result(out, args.to, state, meta)
     print(text(result))
     return 0

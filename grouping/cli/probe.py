@@ -24,18 +24,15 @@ The options are generated from :class:`grouping.train.config.ProbeConfig`'s fiel
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from typing import Any
 
-from ..core.errors import invalid
 from ..models.registry import list_models
 from ..train.config import ProbeConfig
 from ._args import key_value_arg
 from ._config import add_config_options, config_values
+from ._files import check_out, write_json
 
-__all__ = ["add_parser", "config_from_args", "run", "write_json"]
+__all__ = ["add_parser", "config_from_args", "run"]
 
 _HELP = "k-NN or linear probe of a frozen encoder on an ImageFolder (train/ and val/)"
 _DESCRIPTION = (
@@ -78,24 +75,10 @@ def config_from_args(args: argparse.Namespace) -> ProbeConfig:
     return ProbeConfig(**config_values(args, ProbeConfig), overrides=dict(args.overrides))
 
 
-def write_json(path: str, result: dict[str, Any]) -> None:
-    """Write ``result`` to ``path`` as one JSON line, atomically (a temporary file in the
-    same folder renamed over ``path``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".probe-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(result, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the ``probe`` subcommand; return the exit status."""
-    if args.json is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise invalid("--json", "a file in an existing folder", args.json)
+    if args.json is not None:
+        check_out("--json", args.json)
     cfg = config_from_args(args)
     try:
         from ..train.probe import probe

@@ -850,6 +850,15 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
             fused = fused + _apply_fusion_head(head, inter)
         return self.encoder_norm(fused)
 
+    def predict(self, x: torch.Tensor, step: HieraStep) -> torch.Tensor:
+        """The decoder's prediction for every final-stage token, ``[B, L_f, P]`` in the label
+        order of :meth:`pixel_labels` (row-major tokens; ``x`` and ``step`` checked by the
+        caller)."""
+        latent = self.forward_encoder(x, step)  # B, K, *mu_f, C
+        b, d = latent.shape[0], latent.shape[-1]
+        latent = self.decoder_embed(latent.reshape(b, -1, d))  # B, K * mu_f, D
+        return self.decode(self.place_latents(latent, step.final_index))
+
     def pixel_labels(self, x: torch.Tensor, step: HieraStep) -> torch.Tensor:
         """The official labels ``[B * M, P]``: pixels of every masked final token, per-patch
         normalised (2-D order ``(c, p, q)``; video: the first frame of each token,
@@ -866,10 +875,8 @@ class MaskedAutoencoderHiera(MAEHead, Hiera):
         """One MAE pass; see the class docstring."""
         x = self._check_input(x)
         step = self._random_step(x, mask_ratio) if mask is None else self._step(x, mask)
-        latent = self.forward_encoder(x, step)  # B, K, *mu_f, C
-        b, d = latent.shape[0], latent.shape[-1]
-        latent = self.decoder_embed(latent.reshape(b, -1, d))  # B, K * mu_f, D
-        pred = self.decode(self.place_latents(latent, step.final_index))  # B, L_f, P
+        b = x.shape[0]
+        pred = self.predict(x, step)  # B, L_f, P
         masked = gather_visible(pred, step.masked_index)  # B, M, P (row-major)
         label = self.pixel_labels(x, step)
         pred_masked = masked.reshape(-1, masked.shape[-1])

@@ -1,0 +1,288 @@
+"""What a masked image model reconstructs, in pixels: the pictures and the numbers behind them.
+
+Every pixel-predicting pretraining model here (GreenMIM and SimMIM Swin, MAE-Hiera on images,
+HiP) predicts *patches* of pixels: ``P x P`` pixels of ``C`` channels at every position of a
+patch grid, of which some are visible to the encoder and the rest are scored.
+:func:`predict_pixels` runs one model on a prepared step and returns that in one form
+(:class:`PixelPrediction`); :func:`reconstruct` turns it into images and metrics the same way
+for every family.
+
+Normalised targets (``norm_pix_loss``, always on for MAE-Hiera): the model predicts each patch
+minus its mean, over its standard deviation (:func:`~grouping.models.mae.normalize_patches`),
+so the raw prediction is no picture. MAE's visualisation un-normalises it with the true patch's
+mean and variance (``stats="true"``): the picture then shows the structure the model predicted,
+with the true brightness and contrast, information the model did not have. ``stats="visible"``
+uses no hidden information: each masked patch gets the mean of the means and variances of the
+visible patches among its eight neighbours (of all visible patches of the image when none is a
+neighbour).
+
+Conventions: images are in the model's input space (for ``grouping`` data, ImageNet-normalised);
+pictures are in ``[0, 1]`` after ``x * std + mean`` and clipping. Patches are in MAE's order
+(:func:`~grouping.models.layers.patchify`: row-major patches, ``(p, q, c)`` within).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from ..core.errors import invalid
+from .layers import patchify, unpatchify
+from .mae import masked_mse, normalize_patches
+
+__all__ = ["PixelPrediction", "Reconstruction", "masked_picture", "predict_pixels", "reconstruct"]
+
+Stats = Literal["true", "visible"]
+
+
+class PixelPrediction(NamedTuple):
+    """One model's prediction of every patch, in one form for every family.
+
+    Attributes:
+        pred: float ``[B, L, P*P*C]``, the prediction at every patch (at visible patches
+            whatever the decoder gave there; only masked ones are scored), in the model's
+            target space.
+        target: float ``[B, L, P*P*C]``, the model's targets (normalised per patch when
+            ``normalized``).
+        visible: bool ``[B, L]``, True where the encoder saw the patch.
+        patch: ``P``, pixels per patch side.
+        grid: ``(h, w)``, the patch grid (``L = h * w``).
+        normalized: whether targets are normalised per patch (``norm_pix_loss``).
+        loss: the model's own loss of this pass (a scalar).
+    """
+
+    pred: torch.Tensor
+    target: torch.Tensor
+    visible: torch.Tensor
+    patch: int
+    grid: tuple[int, int]
+    normalized: bool
+    loss: torch.Tensor
+
+
+class Reconstruction(NamedTuple):
+    """Pictures and numbers of one reconstruction (see the module docstring).
+
+    Attributes:
+        original: float ``[B, C, H, W]`` in ``[0, 1]``, the input.
+        visible: bool ``[B, 1, H, W]``, the pixels the encoder saw.
+        reconstruction: float ``[B, C, H, W]`` in ``[0, 1]``, the prediction at every patch.
+        pasted: float ``[B, C, H, W]`` in ``[0, 1]``, the prediction with the visible pixels
+            of ``original`` pasted back (equal to ``original`` there, exactly).
+        loss: the masked loss in the model's target space (equal to the model's).
+        loss_trivial: the same loss of the trivial predictor: zeros for normalised targets
+            (each patch predicted as its own mean), else the mean of each image's visible
+            pixels, per channel.
+        psnr: mean over images of the PSNR (dB, peak 1) of ``pasted`` against ``original``
+            over the whole image.
+        psnr_masked: the same over the masked pixels only.
+        stats: how normalised predictions were un-normalised (``"true"``, ``"visible"``, or
+            ``"none"`` for raw targets).
+    """
+
+    original: torch.Tensor
+    visible: torch.Tensor
+    reconstruction: torch.Tensor
+    pasted: torch.Tensor
+    loss: float
+    loss_trivial: float
+    psnr: float
+    psnr_masked: float
+    stats: str
+
+
+def _full_visible(masked_index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
+    """bool ``[B, L]``: False at the positions ``masked_index`` (``[M]`` or ``[B, M]``)."""
+    index = masked_index.expand(batch, -1) if masked_index.dim() == 1 else masked_index
+    visible = torch.ones(batch, length, dtype=torch.bool, device=index.device)
+    return visible.scatter(1, index, False)
+
+
+@torch.no_grad()
+def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> PixelPrediction:
+    """Run ``model`` on ``images`` with a prepared ``step`` (``model.prepare(mask)``), in the
+    model's current mode, and return its prediction of every patch.
+
+    Args:
+        model: a ``GreenMIMSwin``, ``SimMIMSwin``, 2-D ``MaskedAutoencoderHiera`` or
+            ``HiPMAE``.
+        images: ``[B, C, H, W]``, the model's input.
+        step: the model's prepared step for this batch.
+
+    Returns:
+        A :class:`PixelPrediction`.
+
+    Raises:
+        GroupingValueError: naming ``model`` for a model that predicts no pixel patches
+            (a classifier, the multimodal autoencoder, a video MAE-Hiera).
+    """
+    from .hiera import MaskedAutoencoderHiera
+    from .hip import HiPMAE
+    from .simmim import SimMIMSwin
+    from .swin import GreenMIMSwin
+
+    batch = images.shape[0]
+    if isinstance(model, (GreenMIMSwin, SimMIMSwin)):
+        cfg = model.config
+        out = model(images, step)
+        p = cfg.decoder_patch
+        target = patchify(images, p)
+        if cfg.norm_pix_loss:
+            target = normalize_patches(target)
+        visible = step.final_visible.to(images.device).expand(batch, -1)
+        grid = (images.shape[2] // p, images.shape[3] // p)
+        return PixelPrediction(out.pred, target, visible, p, grid, cfg.norm_pix_loss, out.loss)
+    if isinstance(model, MaskedAutoencoderHiera):
+        if model.config.ndim != 2:
+            raise invalid(
+                "model", "an image model (pictures of video MAE-Hiera are not drawn yet)", "video"
+            )
+        x = model._check_input(images)
+        step = model._step(x, step)
+        s = model.pred_stride
+        c = model.config.in_chans
+        pred = model.predict(x, step)  # B, L, (c, p, q): the official label order
+        length = pred.shape[1]
+        pred = (
+            pred.reshape(batch, length, c, s, s).permute(0, 1, 3, 4, 2).reshape(batch, length, -1)
+        )
+        target = normalize_patches(patchify(x, s))
+        visible = _full_visible(step.masked_index, batch, length)
+        loss = masked_mse(pred, target, ~visible)  # the official loss (a mean over masked)
+        grid = (x.shape[2] // s, x.shape[3] // s)
+        return PixelPrediction(pred, target, visible, s, grid, True, loss)
+    if isinstance(model, HiPMAE):
+        out = model(images, step)
+        hip = model.hip
+        h, w = model.img_size
+        index = torch.from_numpy(hip.layout([h * w]).index).to(images.device)  # G, L (-1: pad)
+        masked = step.masked.to(images.device).expand(batch, -1, -1)  # B, G, L - K
+        tokens = index.unsqueeze(0).expand(batch, -1, -1).gather(2, masked)  # B, G, L - K
+        real = tokens >= 0
+        flat = tokens.clamp_min(0).reshape(batch, -1)
+        c = model.in_chans
+        pred = torch.zeros(batch, h * w, c, dtype=out.pred.dtype, device=images.device)
+        rows = torch.arange(batch, device=images.device)[:, None].expand_as(flat)
+        keep = real.reshape(batch, -1)
+        pred[rows[keep], flat[keep]] = out.pred.reshape(batch, -1, c)[keep]
+        visible = torch.ones(batch, h * w, dtype=torch.bool, device=images.device)
+        visible[rows[keep], flat[keep]] = False
+        target = model.tokens(images)
+        return PixelPrediction(pred, target, visible, 1, (h, w), False, out.loss)
+    raise invalid(
+        "model",
+        "a pixel-predicting pretraining model (GreenMIMSwin, SimMIMSwin, MAE-Hiera, HiPMAE)",
+        type(model).__name__,
+    )
+
+
+def _neighbour_stats(
+    mean: torch.Tensor, var: torch.Tensor, visible: torch.Tensor, grid: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per patch, the mean of the visible 8-neighbours' means and variances ``[B, L, 1]``
+    (of all visible patches where no neighbour is visible)."""
+    b = mean.shape[0]
+    h, w = grid
+    weight = visible.to(mean.dtype).reshape(b, 1, h, w)
+    kernel = torch.ones(1, 1, 3, 3, dtype=mean.dtype, device=mean.device)
+    kernel[0, 0, 1, 1] = 0.0
+
+    count = F.conv2d(weight, kernel, padding=1).reshape(b, -1, 1)
+
+    def smooth(values: torch.Tensor) -> torch.Tensor:
+        v = values.reshape(b, 1, h, w) * weight
+        total = F.conv2d(v, kernel, padding=1).reshape(b, -1, 1)
+        overall = v.sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
+        fallback = overall.reshape(b, 1, 1).expand_as(total)
+        return torch.where(count > 0, total / count.clamp_min(1.0), fallback)
+
+    return smooth(mean), smooth(var)
+
+
+def reconstruct(
+    prediction: PixelPrediction,
+    images: torch.Tensor,
+    *,
+    stats: Stats = "true",
+    mean: Sequence[float] = (0.0, 0.0, 0.0),
+    std: Sequence[float] = (1.0, 1.0, 1.0),
+    eps: float = 1.0e-6,
+) -> Reconstruction:
+    """The pictures and numbers of ``prediction`` (see the module docstring).
+
+    Args:
+        prediction: :func:`predict_pixels` of ``images``.
+        images: ``[B, C, H, W]``, the model's input.
+        stats: ``"true"`` (MAE's visualisation) or ``"visible"``; unused for raw targets.
+        mean: per-channel mean of the input's normalisation (``grouping``'s data:
+            ``IMAGENET_MEAN``); pictures are ``images * std + mean``.
+        std: its per-channel std.
+        eps: the variance epsilon of :func:`~grouping.models.mae.normalize_patches`.
+
+    Returns:
+        A :class:`Reconstruction` (tensors on the CPU, float32).
+    """
+    if stats not in ("true", "visible"):
+        raise invalid("stats", "'true' or 'visible'", stats)
+    p, grid, b = prediction.patch, prediction.grid, images.shape[0]
+    c = images.shape[1]
+    pred = prediction.pred.float()
+    target = prediction.target.float()
+    visible = prediction.visible
+    masked = ~visible
+    raw = patchify(images.float(), p)  # B, L, P*P*C
+    if prediction.normalized:
+        if stats == "true":
+            mu, var = raw.mean(dim=-1, keepdim=True), raw.var(dim=-1, keepdim=True)
+        else:
+            mu, var = _neighbour_stats(raw.mean(dim=-1), raw.var(dim=-1), visible, grid)
+        pixels = pred * (var + eps) ** 0.5 + mu
+        trivial = torch.zeros_like(target)
+    else:
+        pixels = pred
+        per_channel = raw.reshape(b, raw.shape[1], p * p, c)
+        weight = visible.to(raw.dtype).reshape(b, -1, 1, 1)
+        visible_mean = (per_channel * weight).sum(dim=(1, 2)) / (
+            weight.sum(dim=(1, 2)) * p * p
+        ).clamp_min(1.0)  # B, C
+        trivial = visible_mean.reshape(b, 1, 1, c).expand_as(per_channel).reshape_as(target)
+    recon = unpatchify(pixels, p, grid)
+    vis_px = visible.reshape(b, 1, *grid).repeat_interleave(p, 2).repeat_interleave(p, 3)
+    shift = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+    scale = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+
+    def picture(x: torch.Tensor) -> torch.Tensor:
+        return (x.detach().float().cpu() * scale + shift).clamp(0.0, 1.0)
+
+    original = picture(images)
+    reconstruction = picture(recon)
+    vis_px = vis_px.cpu()
+    pasted = torch.where(vis_px, original, reconstruction)
+    err = (pasted - original) ** 2
+    mse_all = err.mean(dim=(1, 2, 3))
+    hidden = (~vis_px).expand_as(err).to(err.dtype)
+    mse_masked = (err * hidden).sum(dim=(1, 2, 3)) / hidden.sum(dim=(1, 2, 3)).clamp_min(1.0)
+
+    def psnr(mse: torch.Tensor) -> float:
+        return float((10.0 * torch.log10(1.0 / mse.clamp_min(1e-12))).mean())
+
+    return Reconstruction(
+        original=original,
+        visible=vis_px,
+        reconstruction=reconstruction,
+        pasted=pasted,
+        loss=float(masked_mse(pred, target, masked)),
+        loss_trivial=float(masked_mse(trivial, target, masked)),
+        psnr=psnr(mse_all),
+        psnr_masked=psnr(mse_masked),
+        stats=stats if prediction.normalized else "none",
+    )
+
+
+def masked_picture(rec: Reconstruction, fill: float = 0.5) -> torch.Tensor:
+    """The input as the encoder sees it: ``original`` with the hidden pixels set to
+    ``fill`` (grey), ``[B, C, H, W]``."""
+    return torch.where(rec.visible, rec.original, torch.full_like(rec.original, fill))
