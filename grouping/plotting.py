@@ -23,7 +23,14 @@ from .core.errors import invalid
 from .core.plan import GroupingPlan
 from .core.windows import window_index
 
-__all__ = ["group_colors", "plot_group_size_cases", "plot_plan", "plot_sweep"]
+__all__ = [
+    "group_colors",
+    "plot_group_size_cases",
+    "plot_metrics",
+    "plot_plan",
+    "plot_reconstructions",
+    "plot_sweep",
+]
 
 _INSTALL_HINT = "plotting needs matplotlib: install it with `pip install grouping[bench]`"
 
@@ -469,3 +476,130 @@ def plot_group_size_cases(
         ax.set_visible(False)
     fig.tight_layout()
     _save(fig, path, dpi)
+
+
+def plot_reconstructions(
+    columns: Mapping[str, ArrayLike],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    note: str = "",
+    dpi: int = 100,
+) -> None:
+    """The reconstruction grid: one row per image, one column per entry of ``columns``.
+
+    Args:
+        columns: ``{title: pictures}``, each float ``[N, H, W, C]`` (``C`` = 1 or 3) in
+            ``[0, 1]``, the same ``N`` for all.
+        path: the PNG to write.
+        title: the figure's title.
+        note: a line under the title (e.g. how the prediction was un-normalised).
+        dpi: resolution.
+    """
+    arrays = {name: np.asarray(value, dtype=np.float64) for name, value in columns.items()}
+    if not arrays or len({a.shape[0] for a in arrays.values()}) != 1:
+        raise invalid(
+            "columns", "pictures [N, H, W, C] with one N", {k: a.shape for k, a in arrays.items()}
+        )
+    rows = next(iter(arrays.values())).shape[0]
+    cols = len(arrays)
+    import textwrap
+
+    head = [line for text in (title, note) if text for line in textwrap.wrap(text, 16 * cols)]
+    top = 0.35 + 0.17 * len(head)  # inches above the grid: the title lines and the headers
+    height = 2.0 * rows + top
+    fig = _figure(2.0 * cols, height, layout=None)
+    fig.subplots_adjust(
+        left=0.02, right=0.98, bottom=0.02 / height, top=1 - top / height, wspace=0.04, hspace=0.04
+    )
+    for c, (name, pictures) in enumerate(arrays.items()):
+        for r in range(rows):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            picture = np.clip(pictures[r], 0.0, 1.0)
+            ax.imshow(
+                picture[..., 0] if picture.shape[-1] == 1 else picture,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+    if head:
+        fig.suptitle("\n".join(head), fontsize=9, y=1 - 0.05 / height, va="top")
+    _save(fig, path, dpi)
+
+
+#: The panels of :func:`plot_metrics`: ``(title, keys, y label, log scale)``.
+METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
+    ("training loss", ("loss",), "loss", True),
+    ("learning rate", ("lr",), "lr", False),
+    ("throughput", ("samples_per_s",), "samples / s", False),
+    ("validation accuracy", ("val_top1", "val_top5"), "fraction", False),
+    ("validation loss", ("val_loss",), "loss", False),
+)
+
+
+def plot_metrics(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    dpi: int = 100,
+) -> list[str]:
+    """The curves of one or more metrics files (``grouping pretrain`` / ``finetune``
+    ``--metrics``), overlaid run by run, one panel per quantity present.
+
+    Args:
+        runs: ``{label: records}``, each record a metrics object with ``step`` (and any of
+            ``loss``, ``lr``, ``samples_per_s``, ``val_top1``, ``val_top5``, ``val_loss``).
+        path: the PNG to write.
+        title: the figure's title.
+        dpi: resolution.
+
+    Returns:
+        The titles of the panels drawn (a panel appears when some run has its quantity).
+    """
+    panels = [
+        panel
+        for panel in METRIC_PANELS
+        if any(key in r for records in runs.values() for r in records for key in panel[1])
+    ]
+    if not panels:
+        raise invalid("runs", "records with step and loss, lr, ... (metrics files)", list(runs))
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = _figure(4.2 * ncols, 3.2 * nrows)
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in grid[len(panels) :]:
+        ax.set_visible(False)
+    axes = grid[: len(panels)]
+    colors = group_colors(max(len(runs), 1))
+    for ax, (name, keys, ylabel, log) in zip(axes, panels, strict=True):
+        for color, (label, records) in zip(colors, runs.items(), strict=False):
+            for key, style in zip(keys, ("-", "--"), strict=False):
+                points = [(r["step"], r[key]) for r in records if key in r and r[key] is not None]
+                if not points:
+                    continue
+                steps, values = zip(*points, strict=True)
+                marker = "o" if key.startswith("val_") else None
+                text = label if len(keys) == 1 else f"{label} {key}"
+                ax.plot(steps, values, style, color=color, marker=marker, ms=3, lw=1.2, label=text)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if log and all(
+            r[k] > 0 for records in runs.values() for r in records for k in keys if k in r
+        ):
+            ax.set_yscale("log")
+        if ylabel == "fraction":
+            ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if len(runs) > 1 or len(keys) > 1:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path, dpi)
+    return [p[0] for p in panels]

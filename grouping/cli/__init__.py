@@ -13,6 +13,10 @@
   :class:`grouping.train.config.ProbeConfig`.
 * ``grouping export --checkpoint PATH --to timm|official|safetensors --out FILE``
   (:mod:`grouping.cli.export`): a checkpoint's weights in another library's names.
+* ``grouping reconstruct --checkpoint PATH --out FILE.png`` (:mod:`grouping.cli.reconstruct`):
+  the reconstruction grid of a pretraining checkpoint, with its loss and PSNR.
+* ``grouping plot METRICS.jsonl ... --out FILE.png`` (:mod:`grouping.cli.plot`): the curves of
+  ``pretrain`` and ``finetune`` metrics files.
 
 A subcommand is a module of this package with ``add_parser(subparsers)``, which adds its
 parser and sets ``run`` (``args -> exit status``) as its default; to add one, write the module
@@ -40,7 +44,16 @@ from ._args import Parser, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("plan", "sweep", "pretrain", "finetune", "export", "probe")
+COMMANDS: tuple[str, ...] = (
+    "plan",
+    "sweep",
+    "pretrain",
+    "finetune",
+    "export",
+    "probe",
+    "reconstruct",
+    "plot",
+)
 """The subcommands, in the order ``grouping --help`` lists them (modules of this package)."""
 
 

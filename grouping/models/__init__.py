@@ -18,7 +18,7 @@ Examples:
     >>> from grouping import models
     >>> models.list_models(family="swin")[:3]
     ['greenmim_swin_base', 'greenmim_swin_base_w14', 'greenmim_swin_tiny']
-    >>> models.list_models(family="hip")[:2]
+    >>> models.list_models(family="hip", pretrain=True)[:2]
     ['hip_16', 'hip_16x3']
 """
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -87,6 +87,7 @@ __all__ = [
     "HiP",
     "HiPClassBottleneck",
     "HiPClassifier",
+    "HiPClassifierConfig",
     "HiPMAE",
     "HiPStep",
     "HaikuParamsError",
@@ -1655,6 +1656,23 @@ def _image_size(img_size: Any) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class HiPClassifierConfig(HiPConfig):
+    """A :class:`HiPClassifier`'s arguments (``model.config``): the HiP's and the images'.
+
+    Attributes:
+        img_size: the images read, as given.
+        in_chans: their channels.
+        num_classes: the classes.
+        variant: the official variant the HiP was built from, if a factory built it.
+    """
+
+    img_size: int | tuple[int, int] = 224
+    in_chans: int = 3
+    num_classes: int = 1000
+    variant: str | None = None
+
+
 class HiPClassifier(HiPClassBottleneck):
     """An image classifier on a HiP: the class bottleneck's label read-out is the logits.
 
@@ -1708,6 +1726,14 @@ class HiPClassifier(HiPClassBottleneck):
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.variant = variant
+        base = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        self.config = HiPClassifierConfig(
+            **base,
+            img_size=img_size if isinstance(img_size, int) else size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            variant=variant,
+        )
         del self.blocks[self.processor_index + 1 :]  # the decoder half: never on the logits' path
         del self.reconstruction_head
         del self.unembed["image"]
