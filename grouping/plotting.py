@@ -12,6 +12,7 @@ open figures are left alone.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,10 +25,15 @@ from .core.plan import GroupingPlan
 from .core.windows import window_index
 
 __all__ = [
+    "METRIC_PANELS",
+    "RECONSTRUCTION_NOTES",
     "group_colors",
     "plot_group_size_cases",
     "plot_metrics",
+    "plot_metrics_files",
+    "read_metrics",
     "plot_plan",
+    "plot_reconstruction",
     "plot_reconstructions",
     "plot_sweep",
 ]
@@ -603,3 +609,86 @@ def plot_metrics(
         fig.suptitle(title, fontsize=10)
     _save(fig, path, dpi)
     return [p[0] for p in panels]
+
+
+#: How the prediction was turned into a picture, by ``Reconstruction.stats``.
+RECONSTRUCTION_NOTES = {
+    "true": "norm_pix_loss: the prediction un-normalised with the true patches' mean and "
+    "variance (MAE's visualisation; hidden information)",
+    "visible": "norm_pix_loss: the prediction un-normalised with the visible neighbours' "
+    "mean and variance (no hidden information)",
+    "none": "raw-pixel targets: the prediction as it is",
+}
+
+
+def plot_reconstruction(
+    rec: Any, path: str | os.PathLike[str], *, title: str = "", mask_ratio: float | None = None
+) -> None:
+    """The grid of a :class:`~grouping.models.reconstruct.Reconstruction`: per image the
+    original, the masked input (hidden pixels grey), the reconstruction and the reconstruction
+    with the visible pixels pasted back; the note under the title says how it was
+    un-normalised."""
+    from .models.reconstruct import masked_picture
+
+    def nhwc(x: Any) -> Any:
+        return x.permute(0, 2, 3, 1).numpy()
+
+    masked = "masked" if mask_ratio is None else f"masked ({mask_ratio:.0%})"
+    columns = {
+        "original": nhwc(rec.original),
+        masked: nhwc(masked_picture(rec)),
+        "reconstruction": nhwc(rec.reconstruction),
+        "+ visible pasted": nhwc(rec.pasted),
+    }
+    plot_reconstructions(columns, path, title=title, note=RECONSTRUCTION_NOTES[rec.stats])
+
+
+def read_metrics(path: str, option: str = "METRICS.jsonl") -> list[dict[str, Any]]:
+    """The records of a metrics file: one JSON object with a ``step`` per line (blank lines
+    skipped).
+
+    Raises:
+        GroupingValueError: naming ``option`` and the file (and the line) for a missing file,
+            a line that is no JSON object with a step, or a file without records.
+    """
+    if not os.path.isfile(path):
+        raise invalid(option, "a metrics file (JSON lines)", path, "no such file")
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise invalid(
+                    option,
+                    "JSON lines of metrics records (objects with a step)",
+                    f"{path}, line {number}: {line.strip()[:60]!r}",
+                )
+            records.append(record)
+    if not records:
+        raise invalid(option, "a metrics file with at least one record", f"{path} (empty)")
+    return records
+
+
+def plot_metrics_files(paths: Sequence[str], out: str, *, title: str = "") -> list[str]:
+    """Read the metrics files ``paths`` (:func:`read_metrics`) and draw them overlaid into
+    ``out`` (:func:`plot_metrics`, written atomically); return the panels drawn."""
+    from ._files import write_atomic
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for path in paths:
+        label = os.path.basename(path)
+        while label in runs:  # two files of one name in different folders
+            label = os.path.join(os.path.basename(os.path.dirname(path)), label)
+        runs[label] = read_metrics(path)
+    panels: list[str] = []
+
+    def write(tmp: str) -> None:
+        panels.extend(plot_metrics(runs, tmp, title=title))
+
+    write_atomic(out, write)
+    return panels

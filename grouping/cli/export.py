@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._files import check_out, write_atomic
 from ..core.errors import GroupingValueError, invalid
-from ._files import check_out, write_atomic
 
 __all__ = ["Exported", "TARGETS", "add_parser", "run", "text"]
 

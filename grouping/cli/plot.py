@@ -14,15 +14,12 @@ lines of metrics records is one line naming it (exit status 2), and nothing is w
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from collections.abc import Sequence
 from typing import Any
 
-from ..core.errors import invalid
-from ._files import check_out, write_atomic
+from .._files import check_out
+from ..plotting import plot_metrics_files
 
-__all__ = ["add_parser", "plot_files", "read_metrics", "run"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,59 +36,9 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def read_metrics(path: str, option: str = "METRICS.jsonl") -> list[dict[str, Any]]:
-    """The records of a metrics file: one JSON object with a ``step`` per line (blank lines
-    skipped).
-
-    Raises:
-        GroupingValueError: naming ``option`` and the file (and the line) for a missing file,
-            a line that is no JSON object with a step, or a file without records.
-    """
-    if not os.path.isfile(path):
-        raise invalid(option, "a metrics file (JSON lines)", path, "no such file")
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                raise invalid(
-                    option,
-                    "JSON lines of metrics records (objects with a step)",
-                    f"{path}, line {number}: {line.strip()[:60]!r}",
-                )
-            records.append(record)
-    if not records:
-        raise invalid(option, "a metrics file with at least one record", f"{path} (empty)")
-    return records
-
-
-def plot_files(paths: Sequence[str], out: str, *, title: str = "") -> list[str]:
-    """Read ``paths`` and draw them into ``out`` (written atomically); return the panels."""
-    from ..plotting import plot_metrics
-
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for path in paths:
-        label = os.path.basename(path)
-        while label in runs:  # two files of one name in different folders
-            label = os.path.join(os.path.basename(os.path.dirname(path)), label)
-        runs[label] = read_metrics(path)
-    panels: list[str] = []
-
-    def write(tmp: str) -> None:
-        panels.extend(plot_metrics(runs, tmp, title=title))
-
-    write_atomic(out, write)
-    return panels
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the ``plot`` subcommand; return the exit status."""
     check_out("--out", args.out, (".png",))
-    panels = plot_files(args.metrics, args.out, title=args.title)
+    panels = plot_metrics_files(args.metrics, args.out, title=args.title)
     print(f"grouping plot: wrote {args.out} ({', '.join(panels)})")
     return 0

@@ -26,11 +26,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._files import check_out, write_json
 from ..models.registry import list_models
 from ..train.config import ProbeConfig
 from ._args import key_value_arg
 from ._config import add_config_options, config_values
-from ._files import check_out, write_json
 
 __all__ = ["add_parser", "config_from_args", "run"]
 

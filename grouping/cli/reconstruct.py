@@ -33,19 +33,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._files import check_out, write_atomic, write_json
 from ..core.errors import GroupingValueError, invalid
 from ._args import positive_int_arg
-from ._files import check_out, write_atomic, write_json
 
 __all__ = ["add_parser", "compute", "run"]
-
-_NOTES = {
-    "true": "norm_pix_loss: the prediction un-normalised with the true patches' mean and "
-    "variance (MAE's visualisation; hidden information)",
-    "visible": "norm_pix_loss: the prediction un-normalised with the visible neighbours' "
-    "mean and variance (no hidden information)",
-    "none": "raw-pixel targets: the prediction as it is",
-}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -126,19 +118,12 @@ def compute(
     Raises:
         GroupingValueError: naming the option.
     """
-    import numpy as np
     import torch
 
     from ..models.export import model_from_checkpoint
-    from ..models.reconstruct import predict_pixels, reconstruct
+    from ..models.reconstruct import reconstruct_batch
     from ..models.registry import list_models, model_info
-    from ..train.data import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        ImageFolder,
-        SyntheticImages,
-        UnreadableImageError,
-    )
+    from ..train.data import ImageFolder, SyntheticImages, UnreadableImageError, picture_stats
 
     if images < 1:
         raise invalid("--images", "an int >= 1", images)
@@ -180,20 +165,25 @@ def compute(
             raise invalid("--data", "readable images", str(exc)) from None
         source_text = f"{count} images of {data}"
     else:
-        synth = SyntheticImages(size, shape[0], seed=seed)
-        batch = torch.stack([synth[i, i][0] for i in range(images)])
+        source = SyntheticImages(size, shape[0], seed=seed)
+        batch = torch.stack([source[i, i][0] for i in range(images)])
         source_text = f"{images} synthetic images"
-    preparer = model.preparer()
     try:
-        masks = np.stack([preparer.draw_mask(ratio, rng=seed + i) for i in range(len(batch))])
+        model.preparer().draw_mask(ratio, rng=seed)
     except GroupingValueError as exc:
         raise invalid(
             "--mask-ratio", "a ratio the model's mask grid allows", ratio, str(exc)
         ) from None
-    step = model.prepare(masks, batch=len(batch))
-    prediction = predict_pixels(model, batch, step)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if data is not None else ((0.5,) * 3, (0.5,) * 3)
-    rec = reconstruct(prediction, batch, stats=stats, mean=mean, std=std)  # type: ignore[arg-type]
+    mean, std = picture_stats(source)
+    rec = reconstruct_batch(
+        model,
+        batch,
+        mask_ratio=ratio,
+        seed=seed,
+        stats=stats,
+        mean=mean,
+        std=std,  # type: ignore[arg-type]
+    )
     summary = {
         "model": name,
         "checkpoint": os.path.abspath(path),
@@ -203,7 +193,7 @@ def compute(
         "mask_ratio": ratio,
         "seed": seed,
         "stats": rec.stats,
-        "normalized_targets": prediction.normalized,
+        "normalized_targets": rec.stats != "none",
         "loss": rec.loss,
         "loss_trivial": rec.loss_trivial,
         "psnr": rec.psnr,
@@ -225,25 +215,15 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         stats=args.stats,
     )
-    from ..models.reconstruct import masked_picture
-    from ..plotting import plot_reconstructions
+    from ..plotting import plot_reconstruction
 
-    def nhwc(x: Any) -> Any:
-        return x.permute(0, 2, 3, 1).numpy()
-
-    columns = {
-        "original": nhwc(rec.original),
-        f"masked ({summary['mask_ratio']:.0%})": nhwc(masked_picture(rec)),
-        "reconstruction": nhwc(rec.reconstruction),
-        "+ visible pasted": nhwc(rec.pasted),
-    }
     title = (
         f"{summary['model']} at step {summary['step']}: loss {rec.loss:.4f} "
         f"(trivial {rec.loss_trivial:.4f}), PSNR {rec.psnr:.1f} dB"
     )
     write_atomic(
         args.out,
-        lambda tmp: plot_reconstructions(columns, tmp, title=title, note=_NOTES[rec.stats]),
+        lambda tmp: plot_reconstruction(rec, tmp, title=title, mask_ratio=summary["mask_ratio"]),
     )
     if args.json is not None:
         write_json(args.json, summary)

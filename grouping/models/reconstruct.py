@@ -33,7 +33,14 @@ from ..core.errors import invalid
 from .layers import patchify, unpatchify
 from .mae import masked_mse, normalize_patches
 
-__all__ = ["PixelPrediction", "Reconstruction", "masked_picture", "predict_pixels", "reconstruct"]
+__all__ = [
+    "PixelPrediction",
+    "Reconstruction",
+    "masked_picture",
+    "predict_pixels",
+    "reconstruct",
+    "reconstruct_batch",
+]
 
 Stats = Literal["true", "visible"]
 
@@ -286,3 +293,41 @@ def masked_picture(rec: Reconstruction, fill: float = 0.5) -> torch.Tensor:
     """The input as the encoder sees it: ``original`` with the hidden pixels set to
     ``fill`` (grey), ``[B, C, H, W]``."""
     return torch.where(rec.visible, rec.original, torch.full_like(rec.original, fill))
+
+
+@torch.no_grad()
+def reconstruct_batch(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    mask_ratio: float,
+    seed: int = 0,
+    stats: Stats = "true",
+    mean: Sequence[float] = (0.0, 0.0, 0.0),
+    std: Sequence[float] = (1.0, 1.0, 1.0),
+) -> Reconstruction:
+    """:func:`reconstruct` of ``images`` with their own masks: image ``i`` gets the mask
+    ``model.preparer().draw_mask(mask_ratio, rng=seed + i)``. The model runs in eval mode
+    (its mode is restored), so no random stream of a training run is touched.
+
+    Args:
+        model: see :func:`predict_pixels`.
+        images: ``[B, C, H, W]`` on the model's device.
+        mask_ratio: the fraction masked.
+        seed: the first image's mask seed.
+        stats: see :func:`reconstruct`.
+        mean: see :func:`reconstruct`.
+        std: see :func:`reconstruct`.
+    """
+    import numpy as np
+
+    preparer = model.preparer()  # type: ignore[operator]
+    masks = np.stack([preparer.draw_mask(mask_ratio, rng=seed + i) for i in range(len(images))])
+    step = model.prepare(masks, batch=len(images), device=images.device)  # type: ignore[operator]
+    training = model.training
+    model.eval()
+    try:
+        prediction = predict_pixels(model, images, step)
+    finally:
+        model.train(training)
+    return reconstruct(prediction, images, stats=stats, mean=mean, std=std)

@@ -176,6 +176,12 @@ class TrainConfig(RunConfig):
         False, "MAE's random resized crop and flip on --data images (else centre crop)"
     )
     save: str | None = option(None, "write the encoder's weights here at the end", metavar="PATH")
+    visualize_every: int = option(
+        0,
+        "write the reconstruction grid of 8 fixed images at steps K, 2K, ... into the "
+        "--checkpoint folder (recon_STEP.png; 0: never)",
+        metavar="K",
+    )
 
     def validate(self) -> None:
         """Raise :class:`~grouping.GroupingValueError` for an invalid setting (named as the
@@ -188,6 +194,17 @@ class TrainConfig(RunConfig):
             raise invalid("--model", "a model that grouping pretrain trains", self.model)
         super().validate()
         check_mask_ratio(self.ratio, "--mask-ratio")
+        check_int("--visualize-every", self.visualize_every, minimum=0)
+        if self.visualize_every and not self.checkpoint:
+            raise invalid(
+                "--visualize-every", "a --checkpoint folder to write the grids into", None
+            )
+        if self.visualize_every and model_info(self.model).data != "images":
+            raise invalid(
+                "--visualize-every",
+                "a model of images (pictures of clips are not drawn yet)",
+                self.model,
+            )
 
     @property
     def ratio(self) -> float:

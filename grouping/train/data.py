@@ -31,6 +31,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ImageFolder",
+    "picture_stats",
     "LabeledImageFolder",
     "StreamSampler",
     "SyntheticClips",
@@ -361,6 +362,15 @@ class SyntheticImages(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         position = int(key[0])
         return torch.from_numpy(self.image(position)), position
+
+
+def picture_stats(dataset: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` per channel that turn ``dataset``'s images back into ``[0, 1]``
+    pictures (``x * std + mean``): ImageNet's for image folders (what :class:`ImageFolder`
+    normalises with), 0.5 and 0.5 for :class:`SyntheticImages` (waves in about ``[-1, 1]``)."""
+    if isinstance(dataset, SyntheticImages):
+        return (0.5,) * dataset.channels, (0.5,) * dataset.channels
+    return tuple(float(v) for v in IMAGENET_MEAN), tuple(float(v) for v in IMAGENET_STD)
 
 
 class StreamSampler(Sampler[list[tuple[int, int]]]):

@@ -227,6 +227,14 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         seed=cfg.seed,
         global_batch=global_batch,
     )
+    on_step = None
+    if cfg.visualize_every:
+        if len(model.input_shape) != 3:
+            raise invalid(
+                "--visualize-every", "a model of images (clips are not drawn yet)", cfg.model
+            )
+        if ctx.is_main:
+            on_step = _visualizer(cfg, model, dataset, ctx.device, log)
     records, start = fit(
         cfg,
         ctx,
@@ -237,6 +245,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         num_items=None if cfg.data is None else len(dataset),
         identity=cfg.run_identity(global_batch),
         log=log,
+        on_step=on_step,
     )
     summary = _summary(cfg, ctx, records, start, parameters)
     if ctx.is_main and cfg.save:
@@ -252,6 +261,55 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     elif log:
         log(f"nothing to do: the checkpoint is at step {start} of --steps {cfg.steps}")
     return summary
+
+
+def _visualizer(
+    cfg: TrainConfig, model: nn.Module, dataset: Any, device: torch.device, log: Any
+) -> Callable[[dict[str, Any]], None]:
+    """The ``on_step`` hook of ``--visualize-every K``: at steps K, 2K, ... the reconstruction
+    grid of the dataset's first 8 images (stream positions 0-7, masks from ``--seed``) as
+    ``CHECKPOINT/recon_STEP.png``. The model runs in eval mode on rank 0 alone and draws from
+    no random stream, so the run is the same with and without it."""
+    from ..models.reconstruct import reconstruct_batch
+    from ..plotting import plot_reconstruction
+    from .data import picture_stats
+
+    count = 8 if cfg.data is None else min(8, len(dataset))
+    images = torch.stack([dataset[i, i][0] for i in range(count)]).to(device)
+    mean, std = picture_stats(dataset)
+
+    def on_step(record: dict[str, Any]) -> None:
+        step = record["step"]
+        if step % cfg.visualize_every:
+            return
+        rec = reconstruct_batch(
+            model, images, mask_ratio=cfg.ratio, seed=cfg.seed, mean=mean, std=std
+        )
+        path = os.path.join(str(cfg.checkpoint), f"recon_{step:08d}.png")
+        os.makedirs(str(cfg.checkpoint), exist_ok=True)
+        title = f"{cfg.model} at step {step}: loss {rec.loss:.4f} (trivial {rec.loss_trivial:.4f})"
+        plot_reconstruction(rec, path, title=title, mask_ratio=cfg.ratio)
+        record["recon_loss"] = rec.loss
+        if log:
+            log(f"step {step}: reconstruction grid {path} (loss {rec.loss:.4f})")
+
+    return on_step
+
+
+def _draw_curves(metrics: str, log: Any) -> None:
+    """The curves of a finished run's metrics file, beside it (``run.jsonl`` -> ``run.png``),
+    as ``grouping plot`` draws them; one line, never an error, when matplotlib is missing."""
+    png = os.path.splitext(metrics)[0] + ".png"
+    try:
+        from ..plotting import plot_metrics_files
+
+        plot_metrics_files([metrics], png)
+    except ImportError:
+        if log:
+            log(f"no curves drawn for {metrics}: matplotlib is not installed")
+        return
+    if log:
+        log(f"curves: {png}")
 
 
 def fit(
@@ -369,6 +427,8 @@ def fit(
     finally:
         if metrics_file is not None:
             metrics_file.close()
+    if metrics_file is not None and records:
+        _draw_curves(str(cfg.metrics), log)
     return records, start
 
 

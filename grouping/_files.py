@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import invalid
+from .core.errors import invalid
 
 __all__ = ["check_out", "write_atomic", "write_json"]
 
