@@ -634,13 +634,25 @@ def plot_reconstruction(
         return x.permute(0, 2, 3, 1).numpy()
 
     masked = "masked" if mask_ratio is None else f"masked ({mask_ratio:.0%})"
-    columns = {
+    kinds = {
         "original": nhwc(rec.original),
         masked: nhwc(masked_picture(rec)),
         "reconstruction": nhwc(rec.reconstruction),
         "+ visible pasted": nhwc(rec.pasted),
     }
-    plot_reconstructions(columns, path, title=title, note=RECONSTRUCTION_NOTES[rec.stats])
+    note = RECONSTRUCTION_NOTES[rec.stats]
+    frames = int(getattr(rec, "frames", 1))
+    if frames == 1:
+        plot_reconstructions(kinds, path, title=title, note=note)
+        return
+    # video: one column per frame; per video four rows (original, masked, reconstruction,
+    # pasted), in that order
+    stacked = np.stack(list(kinds.values()), axis=1)  # B*T, 4, H, W, C
+    videos = stacked.shape[0] // frames
+    per = stacked.reshape(videos, frames, *stacked.shape[1:])  # V, T, 4, H, W, C
+    columns = {f"frame {t}": per[:, t].reshape(-1, *stacked.shape[2:]) for t in range(frames)}
+    rows = " / ".join(kinds)
+    plot_reconstructions(columns, path, title=title, note=f"rows per clip: {rows}. {note}")
 
 
 def read_metrics(path: str, option: str = "METRICS.jsonl") -> list[dict[str, Any]]:

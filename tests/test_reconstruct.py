@@ -24,10 +24,12 @@ from grouping.models.reconstruct import (
 )
 from grouping.train import TrainConfig, train
 
+VIDEO = dict(input_size=(8, 64, 64), embed_dim=8, num_heads=1, stages=(1, 1, 1, 1))
 FAMILIES = {
     "greenmim_swin_tiny": SWIN_TINY,
     "simmim_swin_tiny": SWIN_TINY,
     "mae_hiera_tiny_224": HIERA_TINY,
+    "mae_hiera_base_16x224": VIDEO,
     "hip_mini": HIP_TINY,
 }
 
@@ -47,10 +49,11 @@ def test_the_loss_in_pixels_is_the_models_own(name) -> None:
     model = create_model(name, **FAMILIES[name]).eval()
     images, step = _batch(model)
     pred = predict_pixels(model, images, step)
+    assert pred.inputs.shape[0] == images.shape[0] * pred.frames
     b, length = pred.visible.shape
     assert pred.pred.shape == pred.target.shape == (b, length, pred.patch**2 * images.shape[1])
     assert length == pred.grid[0] * pred.grid[1] and 0 < pred.visible.float().mean() < 1
-    rec = reconstruct(pred, images)
+    rec = reconstruct(pred)
     assert rec.loss == pytest.approx(float(pred.loss), rel=1e-5)
     # the pasted picture equals the input exactly where the encoder saw it
     seen = rec.visible.expand_as(rec.pasted)
@@ -74,15 +77,17 @@ def test_true_statistics_undo_the_normalisation_exactly() -> None:
     images = torch.rand(2, 3, 8, 8)
     visible = torch.tensor([[True, False, False, True], [False, True, True, True]])
     target, grid = _hand(images, visible, 4, True)
-    pred = PixelPrediction(target.clone(), target, visible, 4, grid, True, torch.tensor(0.0))
-    rec = reconstruct(pred, images, stats="true")
+    pred = PixelPrediction(
+        images, 1, target.clone(), target, visible, 4, grid, True, torch.tensor(0.0)
+    )
+    rec = reconstruct(pred, stats="true")
     torch.testing.assert_close(rec.reconstruction, images.clamp(0, 1), atol=1e-5, rtol=0)
     assert rec.loss == 0.0 and rec.psnr_masked > 80
     # by hand: patch 1 of image 0 predicted as +1 everywhere -> mean + std of the true patch
     ones = target.clone()
     ones[0, 1] = 1.0
     rec = reconstruct(
-        PixelPrediction(ones, target, visible, 4, grid, True, torch.tensor(0.0)), images
+        PixelPrediction(images, 1, ones, target, visible, 4, grid, True, torch.tensor(0.0))
     )
     true = images[0, :, 0:4, 4:8].permute(1, 2, 0).reshape(-1)  # (p, q, c) of patch 1
     value = float(true.mean() + (true.var() + 1e-6) ** 0.5)
@@ -101,8 +106,7 @@ def test_visible_statistics_use_the_visible_neighbours_only() -> None:
     target, grid = _hand(images, visible, 2, True)
     zeros = torch.zeros_like(target)
     rec = reconstruct(
-        PixelPrediction(zeros, target, visible, 2, grid, True, torch.tensor(0.0)),
-        images,
+        PixelPrediction(images, 1, zeros, target, visible, 2, grid, True, torch.tensor(0.0)),
         stats="visible",
         mean=(0.0,),
         std=(1.0,),
@@ -116,8 +120,7 @@ def test_visible_statistics_use_the_visible_neighbours_only() -> None:
     lonely = torch.zeros(1, 9, dtype=torch.bool)
     lonely[0, 0] = True
     rec = reconstruct(
-        PixelPrediction(zeros, target, lonely, 2, grid, True, torch.tensor(0.0)),
-        images,
+        PixelPrediction(images, 1, zeros, target, lonely, 2, grid, True, torch.tensor(0.0)),
         stats="visible",
         mean=(0.0,),
         std=(1.0,),
@@ -136,7 +139,7 @@ def test_trivial_loss_against_a_direct_computation() -> None:
     pred = torch.from_numpy(rng.standard_normal((2, 16, 3)).astype(np.float32))
     raw = images.flatten(2).transpose(1, 2)  # B, 16, 3: 1-pixel patches
     rec = reconstruct(
-        PixelPrediction(pred, raw, visible, 1, (4, 4), False, torch.tensor(0.0)), images
+        PixelPrediction(images, 1, pred, raw, visible, 1, (4, 4), False, torch.tensor(0.0))
     )
     x, v = raw.numpy(), visible.numpy()
     losses = []
@@ -150,7 +153,7 @@ def test_trivial_loss_against_a_direct_computation() -> None:
     target = normalize_patches(patchify(images, 2))
     vis = torch.tensor([[True, False, True, False], [False, False, True, True]])
     rec = reconstruct(
-        PixelPrediction(target * 0.5, target, vis, 2, (2, 2), True, torch.tensor(0.0)), images
+        PixelPrediction(images, 1, target * 0.5, target, vis, 2, (2, 2), True, torch.tensor(0.0))
     )
     direct = float((target[~vis] ** 2).mean())
     assert rec.loss_trivial == pytest.approx(direct, rel=1e-5)
@@ -192,13 +195,17 @@ def swin(tmp_path_factory) -> str:
     return _pretrain(tmp_path_factory.mktemp("swin"), "greenmim_swin_tiny", SWIN_TINY)
 
 
-@pytest.mark.parametrize("name", ["greenmim_swin_tiny", "mae_hiera_tiny_224", "hip_mini"])
+@pytest.mark.parametrize(
+    "name", ["greenmim_swin_tiny", "mae_hiera_tiny_224", "mae_hiera_base_16x224", "hip_mini"]
+)
 def test_reconstruct_writes_the_grid_and_the_numbers(name, images, tmp_path, capsys) -> None:
     from PIL import Image
 
     ckpt = _pretrain(tmp_path / "ck", name, FAMILIES[name])
     out, js = tmp_path / "rec.png", tmp_path / "rec.json"
-    argv = ["reconstruct", "--checkpoint", ckpt, "--data", images, "--images", "3"]
+    video = name == "mae_hiera_base_16x224"  # synthetic clips: a row of frames per clip
+    data = [] if video else ["--data", images]
+    argv = ["reconstruct", "--checkpoint", ckpt, *data, "--images", "3"]
     assert main([*argv, "--out", str(out), "--json", str(js), "--seed", "1"]) == 0
     summary = json.loads(js.read_text())
     assert summary["images"] == 3 and summary["model"] == name and summary["step"] == 1
@@ -206,7 +213,10 @@ def test_reconstruct_writes_the_grid_and_the_numbers(name, images, tmp_path, cap
     for key in ("loss", "loss_trivial", "psnr", "psnr_masked"):
         assert np.isfinite(summary[key])
     width, height = Image.open(out).size
-    assert width > height / 3 * 4 * 0.8  # four columns, three rows
+    if video:  # four frames a row, four rows a clip
+        assert height > width * 2
+    else:
+        assert width > height / 3 * 4 * 0.8  # four columns, three rows
     assert "grouping reconstruct: wrote" in capsys.readouterr().out
     # the same seed gives the same numbers
     assert main([*argv, "--out", str(out), "--json", str(tmp_path / "b.json"), "--seed", "1"]) == 0

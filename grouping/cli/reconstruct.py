@@ -147,11 +147,17 @@ def compute(
     ratio = model_info(name).mask_ratio if mask_ratio is None else float(mask_ratio)
     if not 0.0 < ratio < 1.0:
         raise invalid("--mask-ratio", "a fraction in (0, 1)", mask_ratio)
-    shape = tuple(model.input_shape)
-    if len(shape) != 3:
-        raise invalid("--checkpoint", "an image model (pictures of clips are not drawn yet)", name)
+    if model_info(name).data != "images":
+        raise invalid(
+            "--checkpoint",
+            "a model of images or video (the multimodal autoencoder's pictures are not drawn yet)",
+            name,
+        )
+    shape = tuple(model.input_shape)  # (C, H, W) or (C, T, H, W)
     size = shape[1:]
     if data is not None:
+        if len(shape) != 3:
+            raise invalid("--data", "no folder for a video model (its clips are synthetic)", data)
         if not os.path.isdir(data):
             raise invalid("--data", "a folder of images", data)
         try:
@@ -167,7 +173,7 @@ def compute(
     else:
         source = SyntheticImages(size, shape[0], seed=seed)
         batch = torch.stack([source[i, i][0] for i in range(images)])
-        source_text = f"{images} synthetic images"
+        source_text = f"{images} synthetic {'clips' if len(shape) == 4 else 'images'}"
     try:
         model.preparer().draw_mask(ratio, rng=seed)
     except GroupingValueError as exc:

@@ -48,7 +48,13 @@ Stats = Literal["true", "visible"]
 class PixelPrediction(NamedTuple):
     """One model's prediction of every patch, in one form for every family.
 
+    A video model's frames count as images: ``B`` is then videos x frames (the frames the
+    model predicts, one per temporal token), video by video.
+
     Attributes:
+        inputs: float ``[B, C, H, W]``, the images the patches tile (the model's input, or
+            a video's predicted frames).
+        frames: frames per video (1 for images); ``B`` is a multiple of it.
         pred: float ``[B, L, P*P*C]``, the prediction at every patch (at visible patches
             whatever the decoder gave there; only masked ones are scored), in the model's
             target space.
@@ -61,6 +67,8 @@ class PixelPrediction(NamedTuple):
         loss: the model's own loss of this pass (a scalar).
     """
 
+    inputs: torch.Tensor
+    frames: int
     pred: torch.Tensor
     target: torch.Tensor
     visible: torch.Tensor
@@ -88,6 +96,8 @@ class Reconstruction(NamedTuple):
         psnr_masked: the same over the masked pixels only.
         stats: how normalised predictions were un-normalised (``"true"``, ``"visible"``, or
             ``"none"`` for raw targets).
+        frames: frames per video (1 for images; the pictures are then frames, video by
+            video).
     """
 
     original: torch.Tensor
@@ -99,6 +109,7 @@ class Reconstruction(NamedTuple):
     psnr: float
     psnr_masked: float
     stats: str
+    frames: int = 1
 
 
 def _full_visible(masked_index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
@@ -114,9 +125,9 @@ def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> P
     model's current mode, and return its prediction of every patch.
 
     Args:
-        model: a ``GreenMIMSwin``, ``SimMIMSwin``, 2-D ``MaskedAutoencoderHiera`` or
-            ``HiPMAE``.
-        images: ``[B, C, H, W]``, the model's input.
+        model: a ``GreenMIMSwin``, ``SimMIMSwin``, ``MaskedAutoencoderHiera`` (images or
+            video) or ``HiPMAE``.
+        images: ``[B, C, H, W]`` (``[B, C, T, H, W]`` for video), the model's input.
         step: the model's prepared step for this batch.
 
     Returns:
@@ -124,7 +135,7 @@ def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> P
 
     Raises:
         GroupingValueError: naming ``model`` for a model that predicts no pixel patches
-            (a classifier, the multimodal autoencoder, a video MAE-Hiera).
+            (a classifier, the multimodal autoencoder).
     """
     from .hiera import MaskedAutoencoderHiera
     from .hip import HiPMAE
@@ -141,26 +152,31 @@ def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> P
             target = normalize_patches(target)
         visible = step.final_visible.to(images.device).expand(batch, -1)
         grid = (images.shape[2] // p, images.shape[3] // p)
-        return PixelPrediction(out.pred, target, visible, p, grid, cfg.norm_pix_loss, out.loss)
+        return PixelPrediction(
+            images, 1, out.pred, target, visible, p, grid, cfg.norm_pix_loss, out.loss
+        )
     if isinstance(model, MaskedAutoencoderHiera):
-        if model.config.ndim != 2:
-            raise invalid(
-                "model", "an image model (pictures of video MAE-Hiera are not drawn yet)", "video"
-            )
         x = model._check_input(images)
         step = model._step(x, step)
         s = model.pred_stride
         c = model.config.in_chans
-        pred = model.predict(x, step)  # B, L, (c, p, q): the official label order
+        pred = model.predict(x, step)  # B, L_f, P in the official label order
         length = pred.shape[1]
-        pred = (
-            pred.reshape(batch, length, c, s, s).permute(0, 1, 3, 4, 2).reshape(batch, length, -1)
-        )
-        target = normalize_patches(patchify(x, s))
         visible = _full_visible(step.masked_index, batch, length)
+        if model.config.ndim == 2:  # (c, p, q) -> MAE's (p, q, c)
+            pred = pred.reshape(batch, length, c, s, s).permute(0, 1, 3, 4, 2)
+            pred = pred.reshape(batch, length, -1)
+            frames, inputs = 1, x
+        else:  # video: the first frame of every temporal token, (p, q, c) already
+            inputs = x[:, :, :: model.config.patch_stride[0]]  # B, C, T', H, W
+            frames = inputs.shape[2]
+            inputs = inputs.transpose(1, 2).reshape(batch * frames, c, *inputs.shape[3:])
+            pred = pred.reshape(batch * frames, length // frames, -1)
+            visible = visible.reshape(batch * frames, length // frames)
+        target = normalize_patches(patchify(inputs, s))
         loss = masked_mse(pred, target, ~visible)  # the official loss (a mean over masked)
-        grid = (x.shape[2] // s, x.shape[3] // s)
-        return PixelPrediction(pred, target, visible, s, grid, True, loss)
+        grid = (inputs.shape[2] // s, inputs.shape[3] // s)
+        return PixelPrediction(inputs, frames, pred, target, visible, s, grid, True, loss)
     if isinstance(model, HiPMAE):
         out = model(images, step)
         hip = model.hip
@@ -178,7 +194,7 @@ def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> P
         visible = torch.ones(batch, h * w, dtype=torch.bool, device=images.device)
         visible[rows[keep], flat[keep]] = False
         target = model.tokens(images)
-        return PixelPrediction(pred, target, visible, 1, (h, w), False, out.loss)
+        return PixelPrediction(images, 1, pred, target, visible, 1, (h, w), False, out.loss)
     raise invalid(
         "model",
         "a pixel-predicting pretraining model (GreenMIMSwin, SimMIMSwin, MAE-Hiera, HiPMAE)",
@@ -211,7 +227,6 @@ def _neighbour_stats(
 
 def reconstruct(
     prediction: PixelPrediction,
-    images: torch.Tensor,
     *,
     stats: Stats = "true",
     mean: Sequence[float] = (0.0, 0.0, 0.0),
@@ -221,8 +236,7 @@ def reconstruct(
     """The pictures and numbers of ``prediction`` (see the module docstring).
 
     Args:
-        prediction: :func:`predict_pixels` of ``images``.
-        images: ``[B, C, H, W]``, the model's input.
+        prediction: :func:`predict_pixels`'s (its ``inputs`` are the pictures' originals).
         stats: ``"true"`` (MAE's visualisation) or ``"visible"``; unused for raw targets.
         mean: per-channel mean of the input's normalisation (``grouping``'s data:
             ``IMAGENET_MEAN``); pictures are ``images * std + mean``.
@@ -234,6 +248,7 @@ def reconstruct(
     """
     if stats not in ("true", "visible"):
         raise invalid("stats", "'true' or 'visible'", stats)
+    images = prediction.inputs
     p, grid, b = prediction.patch, prediction.grid, images.shape[0]
     c = images.shape[1]
     pred = prediction.pred.float()
@@ -286,6 +301,7 @@ def reconstruct(
         psnr=psnr(mse_all),
         psnr_masked=psnr(mse_masked),
         stats=stats if prediction.normalized else "none",
+        frames=prediction.frames,
     )
 
 
@@ -330,4 +346,4 @@ def reconstruct_batch(
         prediction = predict_pixels(model, images, step)
     finally:
         model.train(training)
-    return reconstruct(prediction, images, stats=stats, mean=mean, std=std)
+    return reconstruct(prediction, stats=stats, mean=mean, std=std)

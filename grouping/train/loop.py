@@ -228,13 +228,8 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         global_batch=global_batch,
     )
     on_step = None
-    if cfg.visualize_every:
-        if len(model.input_shape) != 3:
-            raise invalid(
-                "--visualize-every", "a model of images (clips are not drawn yet)", cfg.model
-            )
-        if ctx.is_main:
-            on_step = _visualizer(cfg, model, dataset, ctx.device, log)
+    if cfg.visualize_every and ctx.is_main:
+        on_step = _visualizer(cfg, model, dataset, ctx.device, log)
     records, start = fit(
         cfg,
         ctx,
