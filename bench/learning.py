@@ -22,7 +22,7 @@ encoder's k-NN top-1 above random init's by more than the spread (max - min) ove
 
 Usage::
 
-    python bench/learning.py                 # the full run (about half an hour on 2 cores)
+    python bench/learning.py                 # the full run (about 50 minutes on 2 cores)
     python bench/learning.py --quick         # a smoke run: 1 seed, a few steps, /tmp output
     python bench/learning.py --replot docs/results/learning.json   # redraw the figures
 
@@ -393,7 +393,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run (1 seed, few steps)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--families", default="swin,hiera")
-    parser.add_argument("--eval-steps", default="100,500,1500", help="steps evaluated (and 0)")
+    parser.add_argument("--eval-steps", default="250,1000,4000", help="steps evaluated (and 0)")
     parser.add_argument("--digit-steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)

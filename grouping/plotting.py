@@ -28,6 +28,7 @@ __all__ = [
     "METRIC_PANELS",
     "RECONSTRUCTION_NOTES",
     "group_colors",
+    "plot_clips",
     "plot_group_size_cases",
     "plot_metrics",
     "plot_metrics_files",
@@ -704,3 +705,30 @@ def plot_metrics_files(paths: Sequence[str], out: str, *, title: str = "") -> li
 
     write_atomic(out, write)
     return panels
+
+
+def plot_clips(rec: Any, path: str | os.PathLike[str], *, title: str = "") -> None:
+    """The grid of a :class:`~grouping.models.reconstruct.ClipReconstruction`: two rows per
+    clip (the input, the reconstruction), one column per frame and a last column with the
+    audio as an image (one row per audio patch, scaled by the input's range); the labels,
+    true and predicted, under the title."""
+    video = np.concatenate(
+        [np.stack([v, r]) for v, r in zip(rec.video.numpy(), rec.video_rec.numpy(), strict=True)]
+    )  # 2B, T, C, H, W: input, reconstruction, clip by clip
+    pictures = np.clip(video * 0.5 + 0.5, 0.0, 1.0).transpose(0, 1, 3, 4, 2)  # 2B, T, H, W, C
+    columns = {f"frame {t}": pictures[:, t] for t in range(pictures.shape[1])}
+    audio = []
+    for original, decoded in zip(rec.audio.numpy(), rec.audio_rec.numpy(), strict=True):
+        lo, hi = float(original.min()), float(original.max())
+        side = int(np.sqrt(original.size))
+        while original.size % side:
+            side -= 1
+        for wave in (original, decoded):
+            audio.append(((wave - lo) / max(hi - lo, 1e-12)).reshape(side, -1)[..., None])
+    columns["audio"] = np.stack(audio)
+    labels = ", ".join(
+        f"clip {k}: label {int(t)}, predicted {int(p)}"
+        for k, (t, p) in enumerate(zip(rec.label, rec.predicted, strict=True))
+    )
+    note = f"rows per clip: input / reconstruction (label hidden from the encoder). {labels}"
+    plot_reconstructions(columns, path, title=title, note=note)

@@ -343,3 +343,64 @@ def test_visualize_every_draws_grids_and_leaves_the_run_alone(tmp_path) -> None:
     assert (tmp_path / "m.png").stat().st_size > 1000
     with pytest.raises(GroupingValueError, match="--visualize-every: expected a --checkpoint"):
         train(TrainConfig(**common, visualize_every=2))  # type: ignore[arg-type]
+
+
+def test_clips_of_the_multimodal_autoencoder(tmp_path) -> None:
+    """The multimodal autoencoder decodes whole clips with the label hidden: its loss is the
+    model's on that step, the trivial loss is computed directly, and the command draws it."""
+    from dataclasses import replace
+
+    from grouping.models.multimodal import _full_step, multimodal_loss
+    from grouping.models.reconstruct import reconstruct_clips
+    from grouping.train.data import SyntheticClips
+
+    ckpt = _pretrain(tmp_path / "mm", "perceiver_multimodal_autoencoder", {})
+    from grouping.models.export import model_from_checkpoint
+    from grouping.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(latest_checkpoint(ckpt))).model
+    source = SyntheticClips(**model.clip_spec, seed=0)
+    samples = [source[i, i][0] for i in range(2)]
+    clips = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    rec = reconstruct_clips(model, clips)
+    step = replace(_full_step(model.config, "cpu"), label_hidden=torch.ones(1, 1, dtype=torch.bool))
+    assert rec.loss == pytest.approx(float(model(clips, step).loss), rel=1e-6)
+    b, t, c, h, w = clips["image"].shape
+    pixels = clips["image"].permute(0, 1, 3, 4, 2).reshape(b, -1, c)
+    patches = clips["audio"].reshape(b, -1, model.config.samples_per_patch)
+    trivial = {
+        "image": pixels.mean(1, keepdim=True).expand_as(pixels),
+        "audio": patches.mean((1, 2), keepdim=True).expand_as(patches),
+        "label": torch.zeros(b, model.config.num_labels),
+    }
+    targets = {"image": pixels, "audio": patches, "label": clips["label"].argmax(-1)}
+    assert rec.loss_trivial == pytest.approx(
+        float(multimodal_loss(model.config, trivial, targets)[0])
+    )
+    assert rec.video_rec.shape == clips["image"].shape and rec.audio_rec.shape == (
+        b,
+        clips["audio"].shape[1],
+    )
+    js = tmp_path / "mm.json"
+    out = tmp_path / "mm.png"
+    assert (
+        main(
+            [
+                "reconstruct",
+                "--checkpoint",
+                ckpt,
+                "--images",
+                "2",
+                "--out",
+                str(out),
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(js.read_text())
+    assert (
+        summary["loss"] == pytest.approx(rec.loss, rel=1e-6) and 0 <= summary["label_accuracy"] <= 1
+    )
+    assert out.stat().st_size > 1000

@@ -147,12 +147,8 @@ def compute(
     ratio = model_info(name).mask_ratio if mask_ratio is None else float(mask_ratio)
     if not 0.0 < ratio < 1.0:
         raise invalid("--mask-ratio", "a fraction in (0, 1)", mask_ratio)
-    if model_info(name).data != "images":
-        raise invalid(
-            "--checkpoint",
-            "a model of images or video (the multimodal autoencoder's pictures are not drawn yet)",
-            name,
-        )
+    if model_info(name).data == "clips":
+        return _clips(model, name, path, ckpt, data=data, images=images, seed=seed)
     shape = tuple(model.input_shape)  # (C, H, W) or (C, T, H, W)
     size = shape[1:]
     if data is not None:
@@ -208,6 +204,49 @@ def compute(
     return rec, summary
 
 
+def _clips(
+    model: Any,
+    name: str,
+    path: str,
+    ckpt: Mapping[str, Any],
+    *,
+    data: str | None,
+    images: int,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """The multimodal autoencoder: synthetic clips of the training stream, decoded whole."""
+    import torch
+
+    from ..models.reconstruct import reconstruct_clips
+    from ..train.data import SyntheticClips
+
+    if data is not None:
+        raise invalid(
+            "--data", "no folder for the multimodal autoencoder (its clips are synthetic)", data
+        )
+    source = SyntheticClips(**model.clip_spec, seed=seed)
+    samples = [source[i, i][0] for i in range(images)]
+    clips = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    rec = reconstruct_clips(model, clips)
+    summary = {
+        "model": name,
+        "checkpoint": os.path.abspath(path),
+        "step": ckpt.get("step"),
+        "images": images,
+        "source": f"{images} synthetic clips (every pixel and audio sample decoded, label hidden)",
+        "mask_ratio": None,
+        "seed": seed,
+        "stats": "none",
+        "normalized_targets": False,
+        "loss": rec.loss,
+        "loss_trivial": rec.loss_trivial,
+        "psnr": rec.psnr_image,
+        "psnr_audio": rec.psnr_audio,
+        "label_accuracy": rec.label_accuracy,
+    }
+    return rec, summary
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ``reconstruct`` subcommand; return the exit status."""
     check_out("--out", args.out, (".png",))
@@ -221,16 +260,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         stats=args.stats,
     )
-    from ..plotting import plot_reconstruction
+    from ..models.reconstruct import ClipReconstruction
+    from ..plotting import plot_clips, plot_reconstruction
 
     title = (
         f"{summary['model']} at step {summary['step']}: loss {rec.loss:.4f} "
-        f"(trivial {rec.loss_trivial:.4f}), PSNR {rec.psnr:.1f} dB"
+        f"(trivial {rec.loss_trivial:.4f}), PSNR {summary['psnr']:.1f} dB"
     )
-    write_atomic(
-        args.out,
-        lambda tmp: plot_reconstruction(rec, tmp, title=title, mask_ratio=summary["mask_ratio"]),
-    )
+    if isinstance(rec, ClipReconstruction):
+        write_atomic(args.out, lambda tmp: plot_clips(rec, tmp, title=title))
+    else:
+        ratio = summary["mask_ratio"]
+        write_atomic(
+            args.out, lambda tmp: plot_reconstruction(rec, tmp, title=title, mask_ratio=ratio)
+        )
     if args.json is not None:
         write_json(args.json, summary)
     print(f"grouping reconstruct: wrote {args.out}; {title}")

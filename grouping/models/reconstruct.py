@@ -34,12 +34,14 @@ from .layers import patchify, unpatchify
 from .mae import masked_mse, normalize_patches
 
 __all__ = [
+    "ClipReconstruction",
     "PixelPrediction",
     "Reconstruction",
     "masked_picture",
     "predict_pixels",
     "reconstruct",
     "reconstruct_batch",
+    "reconstruct_clips",
 ]
 
 Stats = Literal["true", "visible"]
@@ -347,3 +349,94 @@ def reconstruct_batch(
     finally:
         model.train(training)
     return reconstruct(prediction, stats=stats, mean=mean, std=std)
+
+
+class ClipReconstruction(NamedTuple):
+    """What the multimodal autoencoder (video, audio, label) reconstructs of clips.
+
+    Every video pixel and audio sample is decoded and the label is hidden from the encoder,
+    so the label is predicted from the video and audio alone.
+
+    Attributes:
+        video: float ``[B, T, C, H, W]``, the input clips' frames, as given.
+        video_rec: float ``[B, T, C, H, W]``, the decoded frames.
+        audio: float ``[B, S]``, the input audio.
+        audio_rec: float ``[B, S]``, the decoded audio.
+        label: int64 ``[B]``, the true class.
+        predicted: int64 ``[B]``, the decoded label's argmax.
+        loss: the model's weighted loss of this pass.
+        loss_trivial: the same loss of the trivial predictor: each clip's mean pixel (per
+            channel) and mean audio sample, and uniform label logits.
+        psnr_image: dB (range 2, the clips' ``[-1, 1]``) of the decoded video.
+        psnr_audio: dB of the decoded audio.
+        label_accuracy: the fraction of clips whose label is predicted right.
+    """
+
+    video: torch.Tensor
+    video_rec: torch.Tensor
+    audio: torch.Tensor
+    audio_rec: torch.Tensor
+    label: torch.Tensor
+    predicted: torch.Tensor
+    loss: float
+    loss_trivial: float
+    psnr_image: float
+    psnr_audio: float
+    label_accuracy: float
+
+
+@torch.no_grad()
+def reconstruct_clips(model: torch.nn.Module, clips: dict[str, torch.Tensor]) -> ClipReconstruction:
+    """Decode whole clips with the multimodal autoencoder, the label hidden (eval mode; the
+    model's mode is restored).
+
+    Args:
+        model: a :class:`~grouping.models.multimodal.MultimodalAutoencoder`.
+        clips: ``{"image": [B, T, C, H, W], "audio": [B, S], "label": [B, K] one-hot}``.
+    """
+    from dataclasses import replace
+
+    from .multimodal import MultimodalAutoencoder, _full_step, multimodal_loss, psnr
+
+    if not isinstance(model, MultimodalAutoencoder):
+        raise invalid("model", "a MultimodalAutoencoder", type(model).__name__)
+    cfg = model.config
+    video = clips["image"]
+    b = video.shape[0]
+    step = replace(
+        _full_step(cfg, video.device),
+        label_hidden=torch.ones(1, 1, dtype=torch.bool, device=video.device),
+    )
+    training = model.training
+    model.eval()
+    try:
+        out = model(clips, step)
+    finally:
+        model.train(training)
+    t, c, h, w = video.shape[1:]
+    video_rec = out.outputs["image"].reshape(b, t, h, w, c).permute(0, 1, 4, 2, 3)
+    audio_rec = out.outputs["audio"].reshape(b, -1)
+    labels = clips["label"].argmax(dim=-1)
+    pixels = video.permute(0, 1, 3, 4, 2).reshape(b, -1, c)
+    patches = clips["audio"].reshape(b, -1, cfg.samples_per_patch)
+    trivial = {
+        "image": pixels.mean(dim=1, keepdim=True).expand_as(pixels),
+        "audio": patches.mean(dim=(1, 2), keepdim=True).expand_as(patches),
+        "label": torch.zeros_like(out.outputs["label"]),
+    }
+    targets = {"image": pixels, "audio": patches, "label": labels}
+    loss_trivial, _ = multimodal_loss(cfg, trivial, targets)
+    predicted = out.outputs["label"].argmax(dim=-1)
+    return ClipReconstruction(
+        video=video.cpu(),
+        video_rec=video_rec.cpu(),
+        audio=clips["audio"].reshape(b, -1).cpu(),
+        audio_rec=audio_rec.cpu(),
+        label=labels.cpu(),
+        predicted=predicted.cpu(),
+        loss=float(out.loss),
+        loss_trivial=float(loss_trivial),
+        psnr_image=float(psnr(video_rec, video)),
+        psnr_audio=float(psnr(audio_rec, clips["audio"].reshape(b, -1))),
+        label_accuracy=float((predicted == labels).float().mean()),
+    )

@@ -202,7 +202,8 @@ class TrainConfig(RunConfig):
         if self.visualize_every and model_info(self.model).data != "images":
             raise invalid(
                 "--visualize-every",
-                "a model of images or video (the multimodal autoencoder is not drawn yet)",
+                "a model of images or video (draw the multimodal autoencoder's clips with "
+                "grouping reconstruct)",
                 self.model,
             )
 
