@@ -635,9 +635,18 @@ def plot_reconstruction(
         return x.permute(0, 2, 3, 1).numpy()
 
     masked = "masked" if mask_ratio is None else f"masked ({mask_ratio:.0%})"
+    seen = nhwc(masked_picture(rec))
+    groups = getattr(rec, "groups", None)
+    if groups is not None and seen.shape[-1] == 3:  # GreenMIM: windows tinted by group
+        ids = groups.numpy()
+        colors = group_colors(max(int(ids.max()) + 1, 1))[:, :3]
+        tint = colors[np.clip(ids, 0, None)]  # B, H, W, 3
+        blend = 0.55 * seen[..., :3] + 0.45 * tint
+        seen = np.where((ids >= 0)[..., None], blend, seen)
+        masked += ", groups"
     kinds = {
         "original": nhwc(rec.original),
-        masked: nhwc(masked_picture(rec)),
+        masked: seen,
         "reconstruction": nhwc(rec.reconstruction),
         "+ visible pasted": nhwc(rec.pasted),
     }

@@ -61,6 +61,14 @@ def test_the_loss_in_pixels_is_the_models_own(name) -> None:
     assert torch.equal(rec.pasted[~seen], rec.reconstruction[~seen])
     grey = masked_picture(rec)
     assert torch.equal(grey[seen], rec.original[seen]) and bool((grey[~seen] == 0.5).all())
+    # GreenMIM: the stage-1 group of every visible pixel, -1 exactly where hidden
+    if name == "greenmim_swin_tiny":
+        assert rec.groups is not None and rec.groups.shape == (b, *images.shape[2:])
+        assert torch.equal(rec.groups >= 0, rec.visible[:, 0])
+        layout = step.layouts[0][0]
+        assert int(rec.groups.max()) + 1 <= layout.index.shape[0]
+    else:
+        assert rec.groups is None
 
 
 def _hand(images: torch.Tensor, visible: torch.Tensor, patch: int, normalized: bool):
@@ -364,7 +372,7 @@ def test_clips_of_the_multimodal_autoencoder(tmp_path) -> None:
     clips = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
     rec = reconstruct_clips(model, clips)
     step = replace(_full_step(model.config, "cpu"), label_hidden=torch.ones(1, 1, dtype=torch.bool))
-    assert rec.loss == pytest.approx(float(model(clips, step).loss), rel=1e-6)
+    assert rec.loss == pytest.approx(float(model(clips, step).loss.detach()), rel=1e-6)
     b, t, c, h, w = clips["image"].shape
     pixels = clips["image"].permute(0, 1, 3, 4, 2).reshape(b, -1, c)
     patches = clips["audio"].reshape(b, -1, model.config.samples_per_patch)

@@ -67,6 +67,9 @@ class PixelPrediction(NamedTuple):
         grid: ``(h, w)``, the patch grid (``L = h * w``).
         normalized: whether targets are normalised per patch (``norm_pix_loss``).
         loss: the model's own loss of this pass (a scalar).
+        groups: GreenMIM Swin only: int64 ``[B, H, W]``, the group of stage 1's unshifted
+            window partition (the solver's plan) that every visible pixel's token attends in,
+            -1 at hidden pixels; None for the other models.
     """
 
     inputs: torch.Tensor
@@ -78,6 +81,7 @@ class PixelPrediction(NamedTuple):
     grid: tuple[int, int]
     normalized: bool
     loss: torch.Tensor
+    groups: torch.Tensor | None = None
 
 
 class Reconstruction(NamedTuple):
@@ -100,6 +104,7 @@ class Reconstruction(NamedTuple):
             ``"none"`` for raw targets).
         frames: frames per video (1 for images; the pictures are then frames, video by
             video).
+        groups: :attr:`PixelPrediction.groups` (GreenMIM Swin), or None.
     """
 
     original: torch.Tensor
@@ -112,6 +117,7 @@ class Reconstruction(NamedTuple):
     psnr_masked: float
     stats: str
     frames: int = 1
+    groups: torch.Tensor | None = None
 
 
 def _full_visible(masked_index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
@@ -119,6 +125,28 @@ def _full_visible(masked_index: torch.Tensor, batch: int, length: int) -> torch.
     index = masked_index.expand(batch, -1) if masked_index.dim() == 1 else masked_index
     visible = torch.ones(batch, length, dtype=torch.bool, device=index.device)
     return visible.scatter(1, index, False)
+
+
+def _window_groups(step: Any, batch: int, cfg: Any) -> torch.Tensor:
+    """int64 ``[B, H, W]``: the group (in stage 1's unshifted layout) of every visible pixel's
+    token, -1 where hidden (see :mod:`grouping.adapter.layout` for the token numbering)."""
+    import numpy as np
+
+    layout = step.layouts[0][0]
+    grid = tuple(cfg.grid)
+    masks = np.broadcast_to(np.asarray(step.token_masks[0], bool), (batch, *grid))
+    n = int(masks[0].sum())
+    index = layout.index.cpu().numpy()  # G, g; -1 padding
+    group_of = np.full(n * (1 if layout.batch is None else batch), -1, np.int64)
+    for k, row in enumerate(index):
+        group_of[row[row >= 0]] = k
+    out = np.full((batch, grid[0] * grid[1]), -1, np.int64)
+    for b in range(batch):
+        tokens = np.arange(n) + (0 if layout.batch is None else b * n)
+        out[b, np.flatnonzero(masks[b])] = group_of[tokens]
+    p = cfg.patch_size
+    groups = torch.from_numpy(out.reshape(batch, *grid))
+    return groups.repeat_interleave(p, 1).repeat_interleave(p, 2)
 
 
 @torch.no_grad()
@@ -154,8 +182,9 @@ def predict_pixels(model: torch.nn.Module, images: torch.Tensor, step: Any) -> P
             target = normalize_patches(target)
         visible = step.final_visible.to(images.device).expand(batch, -1)
         grid = (images.shape[2] // p, images.shape[3] // p)
+        groups = None if isinstance(model, SimMIMSwin) else _window_groups(step, batch, cfg)
         return PixelPrediction(
-            images, 1, out.pred, target, visible, p, grid, cfg.norm_pix_loss, out.loss
+            images, 1, out.pred, target, visible, p, grid, cfg.norm_pix_loss, out.loss, groups
         )
     if isinstance(model, MaskedAutoencoderHiera):
         x = model._check_input(images)
@@ -304,6 +333,7 @@ def reconstruct(
         psnr_masked=psnr(mse_masked),
         stats=stats if prediction.normalized else "none",
         frames=prediction.frames,
+        groups=None if prediction.groups is None else prediction.groups.cpu(),
     )
 
 
