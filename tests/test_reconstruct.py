@@ -412,3 +412,29 @@ def test_clips_of_the_multimodal_autoencoder(tmp_path) -> None:
         summary["loss"] == pytest.approx(rec.loss, rel=1e-6) and 0 <= summary["label_accuracy"] <= 1
     )
     assert out.stat().st_size > 1000
+
+
+def test_grid_geometry(swin, tmp_path, monkeypatch) -> None:
+    """The grid is one row per image and four columns (original, masked, reconstruction,
+    pasted); a video is one column per frame and four rows per clip."""
+    import grouping.plotting as plotting
+    from grouping.cli.reconstruct import compute
+
+    seen = {}
+
+    def spy(columns, path, **kw):
+        seen["columns"] = {k: np.asarray(v).shape for k, v in columns.items()}
+
+    monkeypatch.setattr(plotting, "plot_reconstructions", spy)
+    rec, summary = compute(swin, images=3)
+    plotting.plot_reconstruction(rec, tmp_path / "x.png", mask_ratio=summary["mask_ratio"])
+    shapes = list(seen["columns"].values())
+    assert len(shapes) == 4 and all(s == (3, 64, 64, 3) for s in shapes)
+    assert (
+        list(seen["columns"])[0] == "original" and list(seen["columns"])[-1] == "+ visible pasted"
+    )
+    video = _pretrain(tmp_path / "v", "mae_hiera_base_16x224", VIDEO)
+    rec, summary = compute(video, images=2)
+    plotting.plot_reconstruction(rec, tmp_path / "v.png", mask_ratio=summary["mask_ratio"])
+    assert list(seen["columns"]) == [f"frame {t}" for t in range(4)]
+    assert all(s == (8, 64, 64, 3) for s in seen["columns"].values())  # 2 clips x 4 rows
