@@ -16,23 +16,57 @@ from typing import Any
 
 from .core.errors import invalid
 
-__all__ = ["check_out", "write_atomic", "write_json"]
+__all__ = ["check_out", "check_out_folder", "write_atomic", "write_json"]
 
 
-def check_out(option: str, path: str, suffixes: Sequence[str] = ()) -> str:
-    """Check that ``path`` can be written as a file: its folder exists, it is no folder, and
-    its name ends in one of ``suffixes`` (case-insensitive; any name when empty).
+def _writable_ancestor(option: str, path: str, what: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder this process may write."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise invalid(option, what, path, f"{folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise invalid(option, what, path, f"{folder} is not writable")
+
+
+def check_out(
+    option: str, path: str, suffixes: Sequence[str] = (), *, create_folders: bool = False
+) -> str:
+    """Check that ``path`` can be written as a file: it is no folder, its folder exists (or,
+    with ``create_folders``, can be made) and may be written, and its name ends in one of
+    ``suffixes`` (case-insensitive; any name when empty).
 
     Raises:
         GroupingValueError: naming ``option``.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise invalid(option, "a file in an existing folder", path, f"create {folder} first")
     if os.path.isdir(path):
         raise invalid(option, "a file name, not a folder", path)
+    if not create_folders and not os.path.isdir(folder):
+        raise invalid(option, "a file in an existing folder", path, f"create {folder} first")
+    _writable_ancestor(option, path, "a file in a writable folder")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise invalid(option, "a file this process may overwrite", path, "it is read-only")
     if suffixes and not path.lower().endswith(tuple(suffixes)):
         raise invalid(option, f"a {' or '.join(suffixes)} file", path)
+    return path
+
+
+def check_out_folder(option: str, path: str) -> str:
+    """Check that ``path`` can be a folder of outputs: an existing writable folder, or a path
+    whose nearest existing ancestor is a writable folder (it is made when written).
+
+    Raises:
+        GroupingValueError: naming ``option``.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise invalid(option, "a folder (it holds several files)", path, "it is a file")
+    if os.path.isdir(path):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise invalid(option, "a writable folder", path, "it is not writable")
+        return path
+    _writable_ancestor(option, os.path.join(path, "x"), "a folder that can be made")
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .._files import check_out, check_out_folder
 from ..core.errors import GroupingValueError, check_int
 from ..core.plan import GroupingPlan
 from ..core.solve import STRATEGIES, solve
@@ -206,6 +207,14 @@ class Problem:
             "nonempty_windows": int(np.count_nonzero(self.counts)),
             "max_count": self.max_count,
         }
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """``--out`` (a folder, made if missing) and ``--json`` (a file, its folders made) can be
+    written: checked before any work."""
+    check_out_folder("--out", args.out)
+    if args.json:
+        check_out("--json", args.json, create_folders=True)
 
 
 def plot_path(args: argparse.Namespace, kind: str, problem: Problem) -> str:

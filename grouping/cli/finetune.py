@@ -15,9 +15,9 @@ Bad arguments give one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from .._files import check_out, write_json
 from ..models.registry import list_models
 from ..train.config import FinetuneConfig
 from ._args import key_value_arg
@@ -58,10 +58,11 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``finetune`` subcommand; return the exit status."""
+    if args.json:
+        check_out("--json", args.json)
     from ..train.finetune import finetune
 
     summary = finetune(config_from_args(args))
     if args.json and summary["rank"] == 0:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, default=str)
+        write_json(args.json, summary, indent=2)
     return 0

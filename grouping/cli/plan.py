@@ -265,6 +265,7 @@ def to_json(result: PlanResult, png: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``grouping plan``: compute, plot, print, write the JSON; return the exit status."""
+    pb.check_outputs(args)
     result = compute(args)
     png = pb.plot_path(args, "plan", result.problem)
     plot(result, png)

@@ -19,10 +19,10 @@ options that fill ``overrides`` and ``solver`` (``--img-size``, ``--set``, ``--g
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
+from .._files import check_out, write_json
 from ..core.errors import invalid
 from ..models.registry import list_models, model_info
 from ..train.config import TrainConfig
@@ -99,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``pretrain`` subcommand; return the exit status."""
+    if args.json:
+        check_out("--json", args.json)
     if args.data is not None and not os.path.isdir(args.data):
         raise invalid("--data", "an existing folder of images", args.data)
     try:
@@ -107,6 +109,5 @@ def run(args: argparse.Namespace) -> int:
         raise ImportError(f"grouping pretrain needs torch ({exc})") from exc
     summary = train(config_from_args(args))
     if args.json and summary["rank"] == 0:  # the rank comes from grouping.train.distributed
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, default=str)
+        write_json(args.json, summary, indent=2)
     return 0

@@ -538,6 +538,7 @@ def to_json(report: SweepReport, png: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``grouping sweep``: compute, print, plot, write the JSON; return the exit status."""
+    pb.check_outputs(args)
     report = compute(args)
     print(text(report))
     pb.mismatch_warning(report.times["reference_matches"])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from .._files import check_out, check_out_folder
 from ..core.errors import GroupingValueError, check_int, check_mask_ratio, invalid
 from ..models.registry import model_info
 
@@ -114,8 +115,10 @@ class RunConfig:
         check_int("--warmup-steps", self.warmup_steps, minimum=0)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise invalid("--lr", "a positive float", self.lr)
-        if self.min_lr < 0 or self.min_lr > self.lr:
+        if not (math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.lr):
             raise invalid("--min-lr", f"a float in [0, --lr={self.lr}]", self.min_lr)
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise invalid("--weight-decay", "a finite float >= 0", self.weight_decay)
         if self.warmup_steps > self.steps:
             raise invalid("--warmup-steps", f"at most --steps={self.steps}", self.warmup_steps)
         if self.clip_grad is not None and not self.clip_grad > 0:
@@ -124,6 +127,11 @@ class RunConfig:
             raise invalid("--resume", "a --checkpoint DIR to resume from", None)
         if self.save_every and not self.checkpoint:
             raise invalid("--save-every", "a --checkpoint DIR to write to", None)
+        # every output path, before any work (a typo is found now, not after the last step)
+        if self.checkpoint:
+            check_out_folder("--checkpoint", str(self.checkpoint))
+        if self.metrics:
+            check_out("--metrics", str(self.metrics), create_folders=True)
 
     def schedule(self) -> dict[str, Any]:
         """The learning-rate schedule a checkpoint records and a resumed run must keep unless
@@ -194,6 +202,8 @@ class TrainConfig(RunConfig):
             raise invalid("--model", "a model that grouping pretrain trains", self.model)
         super().validate()
         check_mask_ratio(self.ratio, "--mask-ratio")
+        if self.save:
+            check_out("--save", str(self.save))
         check_int("--visualize-every", self.visualize_every, minimum=0)
         if self.visualize_every and not self.checkpoint:
             raise invalid(
