@@ -11,8 +11,8 @@ from tiny_configs import SWIN_TINY
 from grouping.cli import main
 
 TINY = [f"--set={k}={v!r}".replace(" ", "") for k, v in SWIN_TINY.items()]
-PRETRAIN = ["pretrain", "--model", "greenmim_swin_tiny", *TINY, "--steps", "1"]
-PRETRAIN += ["--batch-size", "2", "--no-progress"]
+BASE = ["pretrain", "--model", "greenmim_swin_tiny", *TINY, "--batch-size", "2", "--no-progress"]
+PRETRAIN = [*BASE, "--steps", "1"]
 
 # (command, the option's value, the option named in the message, what the message says)
 CASES = [
@@ -81,3 +81,50 @@ def test_an_unwritable_folder_is_refused(tmp_path, capsys) -> None:
 def test_non_finite_and_negative_hyper_parameters_are_refused(option, value, capsys) -> None:
     assert main([*PRETRAIN, option, value]) == 2
     assert capsys.readouterr().err.startswith(f"grouping: error: {option}:")
+
+
+# -- divergence and impossible ratios -----------------------------------------------------------
+
+
+def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys) -> None:
+    """--lr 1e5 drives the loss to NaN: the run stops at that step with one line, exit 2, and
+    neither a checkpoint nor --save weights of the non-finite state is written."""
+    ck, enc = tmp_path / "ck", tmp_path / "enc.pt"
+    argv = [*BASE, "--steps", "6", "--lr", "1e5"]
+    rc = main([*argv, "--checkpoint", str(ck), "--save-every", "1", "--save", str(enc)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and "nothing of this state is saved" in err, err
+    assert err.startswith(
+        ("grouping: error: loss: expected a finite loss", "grouping: error: weights:")
+    )
+    step = int(err.split(" step ")[1].split(";")[0].split(",")[0])
+    import torch
+
+    from grouping.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    saved = sorted(os.listdir(ck))
+    assert saved == [f"ckpt_{s:08d}.pt" for s in range(1, step)] and not enc.exists()
+    if saved:
+        state = load_checkpoint(latest_checkpoint(str(ck)))["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "ratio, says",
+    [("0", "0 masks nothing"), ("0.97", "at most 0.9375 for greenmim_swin_tiny")],
+)
+def test_a_ratio_that_trains_nothing_is_refused_before_the_model(ratio, says, capsys, monkeypatch):
+    import grouping.train.loop as loop
+
+    real = loop.create_model
+
+    def only_meta(*args, **kwargs):  # the weightless copy the check uses is allowed
+        import torch
+
+        assert torch.empty(0).device.type == "meta", "the model was built before the check"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_model", only_meta)
+    assert main([*PRETRAIN, "--mask-ratio", ratio]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grouping: error: --mask-ratio:") and says in err, err

@@ -202,6 +202,10 @@ class TrainConfig(RunConfig):
             raise invalid("--model", "a model that grouping pretrain trains", self.model)
         super().validate()
         check_mask_ratio(self.ratio, "--mask-ratio")
+        if self.ratio == 0:
+            raise invalid(
+                "--mask-ratio", "a ratio in (0, 1)", 0, "0 masks nothing: there is nothing to learn"
+            )
         if self.save:
             check_out("--save", str(self.save))
         check_int("--visualize-every", self.visualize_every, minimum=0)

@@ -27,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..core.errors import invalid
+from ..core.errors import GroupingValueError, invalid
 from ..models.registry import create_model, model_info
 from .checkpoint import (
     FORMAT,
@@ -203,6 +204,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     warmup()  # every numba kernel compiled before the first step, in this process too
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    _check_ratio(cfg)  # before the model is built: a ratio its mask grid cannot keep
     model = create_model(cfg.model, **cfg.overrides)
     preparer = model.preparer(**cfg.solver)  # validates the solver settings
     dataset = _dataset(cfg, model)
@@ -256,6 +258,55 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     elif log:
         log(f"nothing to do: the checkpoint is at step {start} of --steps {cfg.steps}")
     return summary
+
+
+class DivergedError(GroupingValueError):
+    """The loss of a step is not finite: the run stops and saves nothing of that state."""
+
+
+def _check_finite_weights(model: nn.Module, step: int, cfg: RunConfig) -> None:
+    """Before anything is written from the state after ``step``: every weight finite (a
+    finite loss can still be followed by a non-finite update)."""
+    bad = [
+        name
+        for name, p in model.named_parameters()
+        if p.is_floating_point() and not bool(torch.isfinite(p).all())
+    ]
+    if bad:
+        kept = f" (the last good checkpoint in {cfg.checkpoint} is kept)" if cfg.checkpoint else ""
+        raise DivergedError(
+            f"weights: expected finite weights after step {step}, received non-finite "
+            f"{bad[0]} ({len(bad)} tensors); nothing of this state is saved{kept}. Lower --lr, "
+            "add --warmup-steps or set --clip-grad"
+        )
+
+
+def _check_ratio(cfg: TrainConfig) -> None:
+    """Refuse a ``--mask-ratio`` that leaves no visible unit in the model's mask grid, naming
+    the largest one that works (found on a weightless copy, by bisection on the preparer's own
+    draw)."""
+    with torch.device("meta"):
+        preparer = create_model(cfg.model, **cfg.overrides).preparer(**cfg.solver)
+
+    def feasible(ratio: float) -> bool:
+        try:
+            preparer(preparer.draw_mask(ratio, rng=0))  # drawn and prepared: what a step does
+        except GroupingValueError:
+            return False
+        return True
+
+    if feasible(cfg.ratio):
+        return
+    low, high = 0.0, cfg.ratio
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if feasible(mid) else (low, mid)
+    raise invalid(
+        "--mask-ratio",
+        f"at most {low:.4f} for {cfg.model} (its mask grid {tuple(preparer.mask_grid)} must "
+        "keep a visible unit)",
+        cfg.ratio,
+    )
 
 
 def _visualizer(
@@ -470,6 +521,22 @@ def _run_steps(
         clip_grad=cfg.clip_grad,
         bf16=cfg.bf16,
     ):
+        if not math.isfinite(record["loss"]):  # the mean over ranks: every rank stops here
+            raise DivergedError(
+                f"loss: expected a finite loss, received {record['loss']} at step "
+                f"{record['step']}; nothing of this state is saved"
+                + (
+                    f" (the last good checkpoint in {cfg.checkpoint} is kept)"
+                    if cfg.checkpoint
+                    else ""
+                )
+                + ". Lower --lr, add --warmup-steps or set --clip-grad"
+            )
+        step = record["step"]
+        writes = step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
+        every = getattr(cfg, "eval_every", 0)  # fine-tuning keeps best.pt at its evaluations
+        if writes or (every and step % every == 0):
+            _check_finite_weights(model, step, cfg)
         if on_step is not None:
             on_step(record)
         records.append(record)
