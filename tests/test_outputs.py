@@ -128,3 +128,64 @@ def test_a_ratio_that_trains_nothing_is_refused_before_the_model(ratio, says, ca
     assert main([*PRETRAIN, "--mask-ratio", ratio]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("grouping: error: --mask-ratio:") and says in err, err
+
+
+# -- one run per folder, each step once, bounded disk ---------------------------------------------
+
+
+def _run(tmp_path, *args: str, steps: int = 2) -> int:
+    return main([*BASE, "--steps", str(steps), "--checkpoint", str(tmp_path / "ck"), *args])
+
+
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_unless_overwrite(tmp_path, capsys):
+    assert _run(tmp_path, "--save-every", "1") == 0
+    capsys.readouterr()
+    assert _run(tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grouping: error: --checkpoint: expected a folder without an earlier")
+    assert "ckpt_00000002.pt" in err and "--resume" in err and "--overwrite" in err
+    assert _run(tmp_path, "--resume", "--overwrite") == 2
+    assert "--overwrite: expected not with --resume" in capsys.readouterr().err
+    assert _run(tmp_path, "--overwrite", steps=1) == 0
+    assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt_00000001.pt"]  # the earlier run gone
+
+
+@pytest.mark.parametrize("keep, kept", [("2", [4, 5]), ("0", [1, 2, 3, 4, 5])])
+def test_keep_last_bounds_the_checkpoints(keep, kept, tmp_path) -> None:
+    assert _run(tmp_path, "--save-every", "1", "--keep-last", keep, steps=5) == 0
+    assert sorted(os.listdir(tmp_path / "ck")) == [f"ckpt_{s:08d}.pt" for s in kept]
+
+
+def test_a_resumed_run_writes_each_step_once(tmp_path) -> None:
+    """A run killed after writing steps past its last checkpoint (here: steps 4 and 5 after
+    the checkpoint at 3, and a torn line) resumes from 3; the metrics hold 1-6 once each."""
+    import json
+
+    metrics = tmp_path / "m.jsonl"
+    assert _run(tmp_path, "--metrics", str(metrics), steps=3) == 0
+    with open(metrics, "a") as f:
+        f.write('{"step": 4, "loss": 9.0}\n{"step": 5, "loss": 9.0}\n{"step": 6, "lo')
+    args = ["--metrics", str(metrics), "--resume", "--new-schedule"]
+    assert _run(tmp_path, *args, steps=6) == 0
+    steps = [json.loads(line)["step"] for line in open(metrics)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert all(json.loads(line)["loss"] != 9.0 for line in open(metrics))
+
+
+def test_two_runs_on_one_folder(tmp_path, capsys) -> None:
+    """A live run's lock refuses a second run with its pid; a dead run's lock is taken over."""
+    import subprocess
+    import sys
+
+    (tmp_path / "ck").mkdir()
+    live = os.getppid()
+    (tmp_path / "ck" / ".lock").write_text(f"{live}\n")
+    assert _run(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"in use by the run of process {live}" in err
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (tmp_path / "ck" / ".lock").write_text(done.stdout)
+    assert _run(tmp_path) == 0
+    assert not (tmp_path / "ck" / ".lock").exists()  # released at the end

@@ -84,7 +84,15 @@ class RunConfig:
     save_every: int = option(
         0, "checkpoint every K steps (0: after the last step only)", metavar="K"
     )
+    keep_last: int = option(
+        3, "keep the last N checkpoints of --checkpoint DIR (0: keep all)", metavar="N"
+    )
     resume: bool = option(False, "continue from the latest checkpoint in --checkpoint DIR")
+    overwrite: bool = option(
+        False,
+        "start afresh in a --checkpoint DIR that holds an earlier run (its checkpoints, "
+        "last.pt, best.pt and reconstruction grids are removed first)",
+    )
     new_schedule: bool = option(
         False,
         "with --resume: accept other --steps, --lr, --min-lr or --warmup-steps than the "
@@ -127,6 +135,11 @@ class RunConfig:
             raise invalid("--resume", "a --checkpoint DIR to resume from", None)
         if self.save_every and not self.checkpoint:
             raise invalid("--save-every", "a --checkpoint DIR to write to", None)
+        check_int("--keep-last", self.keep_last, minimum=0)
+        if self.resume and self.overwrite:
+            raise invalid(
+                "--overwrite", "not with --resume (one continues a run, one discards it)", True
+            )
         # every output path, before any work (a typo is found now, not after the last step)
         if self.checkpoint:
             check_out_folder("--checkpoint", str(self.checkpoint))

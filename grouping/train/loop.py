@@ -26,9 +26,11 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -56,6 +58,7 @@ from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
 from .distributed import (
     DistContext,
     all_gather_objects,
+    barrier,
     cleanup_distributed,
     init_distributed,
 )
@@ -264,6 +267,89 @@ class DivergedError(GroupingValueError):
     """The loss of a step is not finite: the run stops and saves nothing of that state."""
 
 
+_EARLIER_RUN = re.compile(r"^(ckpt_\d{8}\.pt|last\.pt|best\.pt|recon_\d{8}\.png)$")
+
+
+def _fresh_folder(cfg: RunConfig, ctx: DistContext, log: Any) -> None:
+    """A fresh run's ``--checkpoint`` folder holds no earlier run, unless ``--overwrite``
+    (then rank 0 removes the earlier run's files first)."""
+    folder = str(cfg.checkpoint)
+    found = latest_checkpoint(folder)
+    if found is None:
+        return
+    if not cfg.overwrite:
+        raise CheckpointError(
+            f"--checkpoint: expected a folder without an earlier run for a fresh run, received "
+            f"{folder!r} holding {os.path.basename(found)}. Pass --resume to continue it or "
+            "--overwrite to discard it"
+        )
+    if ctx.is_main:
+        removed = [n for n in os.listdir(folder) if _EARLIER_RUN.match(n)]
+        for name in removed:
+            os.remove(os.path.join(folder, name))
+        if log:
+            log(f"--overwrite: removed the earlier run's {len(removed)} files from {folder}")
+    barrier(ctx)
+
+
+def _truncate_metrics(path: str, step: int) -> None:
+    """Keep the records of steps ``<= step`` of a resumed run's metrics file (the steps after
+    the checkpoint are run again and written again); a torn last line is dropped."""
+    if not os.path.isfile(path):
+        return
+    kept = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                if record["step"] <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+
+
+def _lock(folder: str) -> str:
+    """Take ``folder/.lock`` for this run (rank 0): one run per checkpoint folder. A lock whose
+    process is gone is taken over; one of a live process is refused with its pid."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise CheckpointError(
+                    f"--checkpoint: expected a folder no other run writes, received "
+                    f"{folder!r}, in use by the run of process {pid} ({path}); wait for it or "
+                    "pick another folder"
+                ) from None
+            with contextlib.suppress(OSError):
+                os.remove(path)  # a stale lock: its process is gone
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        return path
+    raise CheckpointError(f"--checkpoint: could not take the lock {path}")  # pragma: no cover
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user: alive
+        return True
+    return True
+
+
 def _check_finite_weights(model: nn.Module, step: int, cfg: RunConfig) -> None:
     """Before anything is written from the state after ``step``: every weight finite (a
     finite loss can still be followed by a non-finite update)."""
@@ -398,6 +484,8 @@ def fit(
         ``(records, start)``: one record per step run, and the step the run started from.
     """
     start = 0
+    if cfg.checkpoint and not cfg.resume:
+        _fresh_folder(cfg, ctx, log)
     if cfg.resume:
         path = latest_checkpoint(cfg.checkpoint)  # type: ignore[arg-type]
         if path is None:
@@ -454,7 +542,10 @@ def fit(
     if ctx.is_main and cfg.metrics:
         directory = os.path.dirname(os.path.abspath(cfg.metrics))
         os.makedirs(directory, exist_ok=True)
+        if cfg.resume:
+            _truncate_metrics(cfg.metrics, start)
         metrics_file = open(cfg.metrics, "a" if cfg.resume else "w", encoding="utf-8")  # noqa: SIM115
+    lock = _lock(cfg.checkpoint) if ctx.is_main and cfg.checkpoint else None
     try:
         records = _run_steps(
             cfg,
@@ -473,6 +564,9 @@ def fit(
     finally:
         if metrics_file is not None:
             metrics_file.close()
+        if lock is not None:
+            with contextlib.suppress(OSError):
+                os.remove(lock)
     if metrics_file is not None and records:
         _draw_curves(str(cfg.metrics), log)
     return records, start
@@ -594,6 +688,16 @@ def _save(
     if extra is not None:
         state["extra"] = extra
     save_checkpoint(checkpoint_path(cfg.checkpoint, step), state)  # type: ignore[arg-type]
+    if cfg.keep_last:
+        _prune(str(cfg.checkpoint), cfg.keep_last)
+
+
+def _prune(folder: str, keep: int) -> None:
+    """Remove all but the newest ``keep`` checkpoints of ``folder``."""
+    names = sorted(n for n in os.listdir(folder) if re.match(r"^ckpt_\d{8}\.pt$", n))
+    for name in names[:-keep]:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, name))
 
 
 def _summary(
