@@ -196,6 +196,11 @@ class TrainConfig(RunConfig):
     augment: bool = option(
         False, "MAE's random resized crop and flip on --data images (else centre crop)"
     )
+    check_data: bool = option(
+        False,
+        "decode every --data image once before the run (a progress line) and list every bad "
+        "file; the run starts only if none is",
+    )
     save: str | None = option(None, "write the encoder's weights here at the end", metavar="PATH")
     visualize_every: int = option(
         0,

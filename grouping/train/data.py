@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ __all__ = [
     "class_folders",
     "image_files",
     "stream_rng",
+    "check_images",
     "verify_images",
 ]
 
@@ -82,6 +83,53 @@ def image_files(folder: str) -> list[str]:
             "data", f"a folder holding images ({', '.join(IMAGE_SUFFIXES)})", folder, "none found"
         )
     return sorted(found)
+
+
+# 8-bit modes: Pillow's RGB conversion keeps their range exactly
+_EIGHT_BIT = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa")
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _planes(img: Any, path: str) -> tuple[list[Any], float]:
+    """The image as Pillow planes every mode's real range maps onto ``[0, 1]`` (after dividing
+    by the returned scale): one RGB image for 8-bit modes (scale 255); for 16-bit and 32-bit
+    integer and float greyscale one float ("F") plane, three times (scale 1).
+
+    Raises:
+        UnreadableImageError: naming the file and the mode for a mode with no known range
+            (a float image outside ``[0, 1]``, a negative or wider-than-16-bit integer one).
+    """
+    mode = img.mode
+    if mode in _EIGHT_BIT:
+        return [img.convert("RGB")], 255.0
+    if mode in _SIXTEEN_BIT or mode == "I":
+        low, high = img.getextrema() if mode == "I" else (0, 65535)
+        if mode == "I" and not (0 <= low and high <= 65535):
+            raise UnreadableImageError(
+                f"data: expected images of a known range, received {path!r}, a 32-bit integer "
+                f"image with values {low}..{high} (beyond 16 bits). Convert it to 8 or 16 bits"
+            )
+        plane = _float_plane(np.asarray(img, dtype=np.float32) / 65535.0)
+        return [plane] * 3, 1.0
+    if mode == "F":
+        low, high = img.getextrema()
+        if not (np.isfinite(low) and np.isfinite(high) and 0.0 <= low and high <= 1.0):
+            raise UnreadableImageError(
+                f"data: expected images of a known range, received {path!r}, a float image "
+                f"with values {low}..{high} (float images must lie in [0, 1])"
+            )
+        return [img] * 3, 1.0
+    raise UnreadableImageError(
+        f"data: expected images of a known range, received {path!r}, of Pillow mode "
+        f"{mode!r}, whose range is unknown here. Convert it to RGB, 16-bit grey or float"
+    )
+
+
+def _float_plane(array: np.ndarray) -> Any:
+    """A float ("F") Pillow image of a 2-D float32 array."""
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32), mode="F")
 
 
 def _crop_box(
@@ -170,20 +218,36 @@ class ImageFolder(Dataset):
         h, w = self.size
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB")
+                planes, scale = _planes(img, path)
                 if self.augment:
                     rng = stream_rng(self.seed, _AUGMENT, position)
-                    left, top, cw, ch = _crop_box(rng, img.width, img.height, self.crop_scale)
-                    img = img.resize((w, h), Image.BICUBIC, box=(left, top, left + cw, top + ch))
+                    width, height = planes[0].size
+                    left, top, cw, ch = _crop_box(rng, width, height, self.crop_scale)
+                    box = (left, top, left + cw, top + ch)
+                    planes = [p.resize((w, h), Image.BICUBIC, box=box) for p in planes]
                     if rng.random() < 0.5:
-                        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+                        planes = [p.transpose(Image.FLIP_LEFT_RIGHT) for p in planes]
                 else:
-                    scale = max(h / img.height, w / img.width) / self.crop_pct
-                    new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
-                    img = img.resize(new, Image.BILINEAR if self.crop_pct == 1 else Image.BICUBIC)
+                    width, height = planes[0].size
+                    factor = max(h / height, w / width) / self.crop_pct
+                    new = (max(w, round(width * factor)), max(h, round(height * factor)))
+                    method = Image.BILINEAR if self.crop_pct == 1 else Image.BICUBIC
                     left, top = (new[0] - w) // 2, (new[1] - h) // 2
-                    img = img.crop((left, top, left + w, top + h))
-                arr = np.asarray(img, dtype=np.float32) / 255.0  # H, W, 3
+                    planes = [
+                        p.resize(new, method).crop((left, top, left + w, top + h)) for p in planes
+                    ]
+                if len(planes) == 1:
+                    arr = np.asarray(planes[0], dtype=np.float32) / scale  # H, W, 3
+                else:
+                    arr = np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=-1)
+                    arr = np.clip(arr, 0.0, 1.0)  # bicubic overshoot of a float plane
+        except UnreadableImageError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise UnreadableImageError(
+                f"data: expected images of a safe size, received {path!r}, a decompression bomb "
+                f"({exc})"
+            ) from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise UnreadableImageError(
                 f"data: expected readable images, received {path!r}, which could not be read "
@@ -235,23 +299,45 @@ def class_folders(folder: str, name: str = "--data") -> tuple[list[str], list[li
     return classes, files
 
 
-def verify_images(files: Sequence[str]) -> None:
-    """Open every file and check its image data (Pillow's ``verify``), before any work.
+def check_images(
+    files: Sequence[str], *, progress: Callable[[int, int], None] | None = None
+) -> list[str]:
+    """Decode every file once, as training reads it (its mode's range included), and return
+    one message per file that fails (empty: all good).
 
-    Raises:
-        UnreadableImageError: naming the first file that does not decode.
+    Args:
+        files: the image files.
+        progress: called with ``(done, total)`` after each file.
     """
     from PIL import Image
 
-    for path in files:
+    bad = []
+    for done, path in enumerate(files, 1):
         try:
             with Image.open(path) as img:
-                img.verify()
+                img.load()
+                _planes(img, path)
+        except UnreadableImageError as exc:
+            bad.append(str(exc))
+        except Image.DecompressionBombError as exc:
+            bad.append(f"data: {path!r} is a decompression bomb ({exc})")
         except (OSError, ValueError, SyntaxError) as exc:
-            raise UnreadableImageError(
-                f"data: expected readable images, received {path!r}, which could not be read "
-                f"({type(exc).__name__}: {exc}). Remove or fix the file"
-            ) from None
+            bad.append(f"data: {path!r} could not be read ({type(exc).__name__}: {exc})")
+        if progress is not None:
+            progress(done, len(files))
+    return bad
+
+
+def verify_images(files: Sequence[str]) -> None:
+    """:func:`check_images`, before any work.
+
+    Raises:
+        UnreadableImageError: naming the first bad file, and how many are bad.
+    """
+    bad = check_images(files)
+    if bad:
+        more = f" ({len(bad)} bad files in all; grouping pretrain --check-data lists them)"
+        raise UnreadableImageError(bad[0] + (more if len(bad) > 1 else ""))
 
 
 class LabeledImageFolder(ImageFolder):

@@ -54,7 +54,15 @@ from .checkpoint import (
 )
 from .collate import MaskingCollator
 from .config import RunConfig, TrainConfig
-from .data import ImageFolder, StreamSampler, SyntheticClips, SyntheticImages
+from .data import (
+    ImageFolder,
+    StreamSampler,
+    SyntheticClips,
+    SyntheticImages,
+    UnreadableImageError,
+    check_images,
+    image_files,
+)
 from .distributed import (
     DistContext,
     all_gather_objects,
@@ -207,6 +215,8 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     warmup()  # every numba kernel compiled before the first step, in this process too
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    if cfg.check_data and cfg.data is not None:
+        _check_data(cfg, log)
     _check_ratio(cfg)  # before the model is built: a ratio its mask grid cannot keep
     model = create_model(cfg.model, **cfg.overrides)
     preparer = model.preparer(**cfg.solver)  # validates the solver settings
@@ -348,6 +358,31 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # a process of another user: alive
         return True
     return True
+
+
+def _check_data(cfg: TrainConfig, log: Any) -> None:
+    """``--check-data``: decode every image once (a progress line on stderr), list every bad
+    file, and start only if none is."""
+    files = image_files(str(cfg.data))
+    step = max(1, len(files) // 20)
+
+    def progress(done: int, total: int) -> None:
+        if log and (done % step == 0 or done == total):
+            print(f"\rchecking {total} images: {done}/{total}", end="", file=sys.stderr)
+            if done == total:
+                print(file=sys.stderr)
+
+    bad = check_images(files, progress=progress)
+    if bad:
+        if log:
+            for line in bad:
+                log(line)
+        raise UnreadableImageError(
+            f"data: expected readable images, received {len(bad)} bad files of {len(files)} in "
+            f"{cfg.data!r} (listed above). Remove or fix them"
+        )
+    if log:
+        log(f"--check-data: all {len(files)} images of {cfg.data} decode")
 
 
 def _check_finite_weights(model: nn.Module, step: int, cfg: RunConfig) -> None:
