@@ -189,3 +189,47 @@ def test_two_runs_on_one_folder(tmp_path, capsys) -> None:
     (tmp_path / "ck" / ".lock").write_text(done.stdout)
     assert _run(tmp_path) == 0
     assert not (tmp_path / "ck" / ".lock").exists()  # released at the end
+
+
+# -- interrupts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signame, code, workers", [("SIGINT", 130, "2"), ("SIGTERM", 143, "0")])
+def test_an_interrupt_finishes_the_step_saves_and_exits_quietly(signame, code, workers, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, workers included) or SIGTERM: the current
+    step finishes, a checkpoint of it is written, one line says so, the exit status is
+    128 + the signal, no traceback (none from the workers either), and --resume continues."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    metrics, ck = tmp_path / "m.jsonl", tmp_path / "ck"
+    argv = [*BASE, "--steps", "400", "--workers", workers, "--threads", "1"]
+    argv += ["--metrics", str(metrics), "--checkpoint", str(ck)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grouping", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 3
+    ):
+        time.sleep(0.05)
+    os.killpg(proc.pid, getattr(signal, signame))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith(f"grouping: stopped by {signame} after step "), err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    step = int(lines[-1].split(" after step ")[1].split(":")[0])
+    assert (ck / f"ckpt_{step:08d}.pt").exists() and "--resume continues" in lines[-1]
+    assert [json.loads(line)["step"] for line in open(metrics)] == list(range(1, step + 1))
+    rest = [*BASE, "--steps", str(step + 2), "--checkpoint", str(ck), "--resume", "--new-schedule"]
+    assert main(rest) == 0

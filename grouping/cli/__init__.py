@@ -39,7 +39,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..core.errors import GroupingValueError
+from ..core.errors import GroupingValueError, RunInterrupted
 from ._args import Parser, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
+    except RunInterrupted as exc:
+        print(f"grouping: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (UsageError, GroupingValueError) as exc:
         message = str(exc)
         if not message.startswith("grouping"):

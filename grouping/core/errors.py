@@ -21,6 +21,7 @@ __all__ = [
     "MAX_ELEMENTS",
     "GroupingValueError",
     "PlanError",
+    "RunInterrupted",
     "as_array",
     "as_int_tuple",
     "as_rng",
@@ -41,6 +42,33 @@ MAX_ELEMENTS = 1 << 25
 
 class GroupingValueError(ValueError):
     """An argument of a public function is invalid (a ``ValueError`` subclass)."""
+
+
+class RunInterrupted(Exception):
+    """A run stopped by a signal (Ctrl-C, SIGTERM) after finishing its current step.
+
+    Attributes:
+        signum: the signal.
+        step: the last step done.
+        checkpoint: the checkpoint written at that step, or None.
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: str | None) -> None:
+        import signal
+
+        self.signum, self.step, self.checkpoint = int(signum), int(step), checkpoint
+        name = signal.Signals(signum).name
+        saved = (
+            f"checkpoint {checkpoint} written; --resume continues the run"
+            if checkpoint
+            else "no --checkpoint, nothing saved"
+        )
+        super().__init__(f"stopped by {name} after step {step}: {saved}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + self.signum
 
 
 class PlanError(GroupingValueError):

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..core.errors import GroupingValueError, invalid
+from ..core.errors import GroupingValueError, RunInterrupted, invalid
 from ..models.registry import create_model, model_info
 from .checkpoint import (
     FORMAT,
@@ -66,6 +66,7 @@ from .data import (
 from .distributed import (
     DistContext,
     all_gather_objects,
+    all_reduce_sum,
     barrier,
     cleanup_distributed,
     init_distributed,
@@ -79,8 +80,11 @@ __all__ = ["TrainConfig", "train"]
 def _init_worker(worker_id: int) -> None:
     """DataLoader worker set-up: one torch thread, and every numba kernel compiled (or loaded
     from the cache) before the first batch."""
+    import signal
+
     from ..core.solve import warmup
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle
     torch.set_num_threads(1)
     warmup()
 
@@ -581,7 +585,9 @@ def fit(
             _truncate_metrics(cfg.metrics, start)
         metrics_file = open(cfg.metrics, "a" if cfg.resume else "w", encoding="utf-8")  # noqa: SIM115
     lock = _lock(cfg.checkpoint) if ctx.is_main and cfg.checkpoint else None
+    stop = _StopRequest()
     try:
+        stop.install()
         records = _run_steps(
             cfg,
             ctx,
@@ -595,8 +601,10 @@ def fit(
             forward=forward,
             on_step=on_step,
             extra_state=extra_state,
+            stop=stop,
         )
     finally:
+        stop.uninstall()
         if metrics_file is not None:
             metrics_file.close()
         if lock is not None:
@@ -621,9 +629,12 @@ def _run_steps(
     forward: Callable[[nn.Module, Any, torch.device], Any] = pretrain_forward,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     extra_state: Callable[[], dict[str, Any]] | None = None,
+    stop: _StopRequest | None = None,
 ) -> list[dict[str, Any]]:
     """The steps of :func:`~grouping.train.engine.train_steps`, with the metrics file, the
-    progress line and the checkpoints between them; returns one record per step."""
+    progress line and the checkpoints between them; returns one record per step. A signal
+    (``stop``) ends the run after the current step, with a checkpoint of it when
+    ``--checkpoint`` is set (:class:`~grouping.core.errors.RunInterrupted`)."""
     model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
     progress = _Progress(cfg.steps, cfg.progress, log)
     records: list[dict[str, Any]] = []
@@ -674,15 +685,64 @@ def _run_steps(
             metrics_file.flush()
         progress.update(record)
         step = record["step"]
-        if cfg.checkpoint and (
-            step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0)
-        ):
+        saved = bool(
+            cfg.checkpoint
+            and (step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0))
+        )
+        signum = stop.requested(ctx) if stop is not None else 0
+        if signum and cfg.checkpoint and not saved:
+            _check_finite_weights(model, step, cfg)
+        if saved or (signum and cfg.checkpoint):
             if extra_state is None:
                 _save(cfg, ctx, model, optimizer, step, identity)
             else:
                 _save(cfg, ctx, model, optimizer, step, identity, extra_state())
+        if signum:
+            progress.close()
+            path = checkpoint_path(str(cfg.checkpoint), step) if cfg.checkpoint else None
+            raise RunInterrupted(signum, step, path)
     progress.close()
     return records
+
+
+class _StopRequest:
+    """Ctrl-C and SIGTERM while a run is in its steps: the first asks the run to stop after
+    the current step (a second one stops it at once). Under DDP every process stops at the
+    same step: the request is summed over the processes every step."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:  # asked twice: stop now
+            self.uninstall()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def uninstall(self) -> None:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old.clear()
+
+    def requested(self, ctx: DistContext) -> int:
+        """The signal asked for on any process (0: none)."""
+        if not ctx.distributed:
+            return self.signum
+        flag = torch.tensor([float(self.signum)], device=ctx.device)
+        total = all_reduce_sum(flag, ctx)
+        return int(self.signum or (15 if float(total) > 0 else 0))
 
 
 def _resumed_step(state: dict[str, Any], identity: dict[str, Any], path: str) -> int:
