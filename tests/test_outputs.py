@@ -233,3 +233,37 @@ def test_an_interrupt_finishes_the_step_saves_and_exits_quietly(signame, code, w
     assert [json.loads(line)["step"] for line in open(metrics)] == list(range(1, step + 1))
     rest = [*BASE, "--steps", str(step + 2), "--checkpoint", str(ck), "--resume", "--new-schedule"]
     assert main(rest) == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 123 vs 456"),
+        RuntimeError("PytorchStreamWriter failed writing file data/3: file write failed"),
+    ],
+)
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(failure, tmp_path, capsys):
+    import torch
+
+    import grouping.train.checkpoint as ckpt
+
+    assert _run(tmp_path, steps=1) == 0
+    real = torch.save
+
+    def full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise failure
+
+    ckpt.torch.save = full
+    try:
+        rc = _run(tmp_path, "--resume", "--new-schedule", steps=2)
+    finally:
+        ckpt.torch.save = real
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("grouping: error: --checkpoint: expected room"), err
+    assert "bytes" in err and "\n" not in err
+    assert sorted(os.listdir(tmp_path / "ck")) == ["ckpt_00000001.pt"]  # intact, no temporary
+    from grouping.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(str(tmp_path / "ck" / "ckpt_00000001.pt"))["step"] == 1

@@ -16,9 +16,12 @@ code when unpickled) is refused with :class:`CheckpointError`, never executed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pickle
 import re
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,16 +75,43 @@ def save_checkpoint(path: str, state: Mapping[str, Any]) -> None:
         if name.startswith(".ckpt-tmp-"):
             os.remove(os.path.join(directory, name))
     tmp = os.path.join(directory, f".ckpt-tmp-{os.getpid()}-{os.path.basename(path)}")
-    with open(tmp, "wb") as f:
-        torch.save(dict(state), f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        text = str(exc).lower()
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        # torch's writer: "file write failed", or "unexpected pos" from inline_container.cc
+        if not (full or any(w in text for w in ("write failed", "unexpected pos", "space"))):
+            raise
+        need = _tensor_bytes(state)
+        free = shutil.disk_usage(directory).free
+        raise CheckpointError(
+            f"--checkpoint: expected room for a checkpoint in {directory!r}, received a disk "
+            f"that took no more: it needs about {need:,} bytes, {free:,} are free. The "
+            "previous checkpoint is intact; free space (or lower --keep-last) and --resume"
+        ) from None
     os.replace(tmp, path)
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)  # the rename itself reaches the disk
     finally:
         os.close(fd)
+
+
+def _tensor_bytes(state: Any) -> int:
+    """The bytes of every tensor in a nested state (what a checkpoint of it needs, about)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, Mapping):
+        return sum(_tensor_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in state)
+    return 0
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
