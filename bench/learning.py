@@ -135,7 +135,15 @@ def pretrain(
     *,
     every: int,
 ) -> float:
-    """``grouping pretrain`` in its own process; returns its wall time."""
+    """``grouping pretrain`` in its own process; returns its wall time. A run whose last
+    checkpoint and whole metrics file are already in ``out`` (a bench interrupted and run
+    again on the same ``--work``) is not run again: its time is then the sum of its steps'
+    ``step_time_s``."""
+    metrics = Path(f"{out}.jsonl")
+    if (out / f"ckpt_{steps:08d}.pt").exists() and metrics.exists():
+        records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        if [r["step"] for r in records] == list(range(1, steps + 1)):
+            return float(sum(r.get("step_time_s", 0.0) for r in records))
     spec = FAMILIES[family]
     cmd = [sys.executable, "-m", "grouping", "pretrain", "--model", spec["model"]]
     cmd += _sets({**spec["arch"], **spec["pretrain_arch"]})
