@@ -150,7 +150,8 @@ def pretrain(
     cmd += ["--data", data, "--steps", str(steps), "--batch-size", str(args.batch_size)]
     cmd += ["--lr", str(args.lr), "--warmup-steps", str(min(args.warmup, steps // 4))]
     cmd += ["--seed", str(seed), "--threads", str(args.threads), "--no-progress"]
-    cmd += ["--checkpoint", str(out), "--save-every", str(every), "--metrics", f"{out}.jsonl"]
+    cmd += ["--checkpoint", str(out), "--save-every", str(every), "--keep-last", "0"]
+    cmd += ["--metrics", f"{out}.jsonl"]
     if args.augment:
         cmd.append("--augment")
     start = time.perf_counter()
