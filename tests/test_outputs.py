@@ -267,3 +267,27 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(failure, tmp_
     from grouping.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(str(tmp_path / "ck" / "ckpt_00000001.pt"))["step"] == 1
+
+
+# -- resources ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, option, says",
+    [
+        ([*PRETRAIN, "--batch-size", "100000000"], "--batch-size", "GiB available"),
+        ([*PRETRAIN, "--workers", "100000"], "--workers", "4 per core"),
+        (
+            ["sweep", "--preset", "swin-b-224-w7", "--masks", "100000000", "--out", "{tmp}"],
+            "--masks",
+            "s a mask",
+        ),
+    ],
+)
+def test_what_cannot_fit_is_refused_with_the_estimate(argv, option, says, tmp_path, capsys):
+    if option == "--batch-size" and not os.path.exists("/proc/meminfo"):
+        pytest.skip("the available memory is read from /proc/meminfo (Linux)")
+    rc = main([a.format(tmp=str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"grouping: error: {option}:") and says in err, err
+    assert "\n" not in err

@@ -54,18 +54,17 @@ def add_problem_parser(
     subparsers: Any,
     name: str,
     run: Callable[[argparse.Namespace], int],
-    option: tuple[str, dict[str, Any]],
-    *,
+    *options: tuple[str, dict[str, Any]],
     help: str,
     description: str,
 ) -> None:
     """Add a subcommand of one grouping problem (``plan``, ``sweep``): the problem options,
-    the command's own ``option`` (flag and ``add_argument`` keywords), ``--reference-budget``,
-    and ``run`` as its default."""
+    the command's own ``options`` (flag and ``add_argument`` keywords each),
+    ``--reference-budget``, and ``run`` as its default."""
     parser = subparsers.add_parser(name, help=help, description=description)
     add_problem_options(parser)
-    flag, kwargs = option
-    parser.add_argument(flag, **kwargs)
+    for flag, kwargs in options:
+        parser.add_argument(flag, **kwargs)
     add_reference_option(parser)
     parser.set_defaults(run=run)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -26,7 +27,7 @@ from ..core.plan import GroupingPlan
 from ..core.solve import solve
 from ..report import CostTable, cost_table, write_json
 from . import _problem as pb
-from ._args import positive_int_arg
+from ._args import positive_int_arg, seconds_arg
 
 __all__ = ["MaskResult", "SweepReport", "add_parser", "compute", "plot", "run", "text", "to_json"]
 
@@ -39,11 +40,19 @@ def add_parser(subparsers: Any) -> None:
         "metavar": "N",
         "help": "number of masks (seeds seed, seed+1, ...); the table shows medians (default 1)",
     }
+    budget = {
+        "type": seconds_arg,
+        "default": 3600.0,
+        "metavar": "SECONDS",
+        "help": "refuse a sweep whose estimate (the first mask's time x --masks) is longer "
+        "(default 3600)",
+    }
     pb.add_problem_parser(
         subparsers,
         "sweep",
         run,
         ("--masks", masks),
+        ("--time-budget", budget),
         help="attention cost against group size for one preset stage, against the published "
         "algorithm",
         description="Solve a preset stage at every group size from the largest window count "
@@ -253,7 +262,7 @@ def _summaries(
 
 def compute(args: argparse.Namespace) -> SweepReport:
     """Draw the masks, solve and time each, and tabulate every size of the sweep."""
-    problems = [pb.Problem(args, args.seed + i) for i in range(args.masks)]
+    problems = [pb.Problem(args, args.seed)]  # the others are drawn after the estimate
     channels = problems[0].channels
     strategy = args.strategy
 
@@ -262,17 +271,36 @@ def compute(args: argparse.Namespace) -> SweepReport:
             p.counts, g, strategy=strategy, channels=channels, max_group_size=args.max_group_size
         )
 
-    largest = max(p.max_count for p in problems)
+    largest = problems[0].max_count
     if args.max_group_size is not None and args.max_group_size < largest:
         raise invalid(
             "max_group_size",
             f"at least the largest window count {largest} (no window is split)",
             args.max_group_size,
         )
-    repeats, budget = (3, 0.1) if len(problems) > 1 else (5, 1.0)
+    repeats, budget = (3, 0.1) if args.masks > 1 else (5, 1.0)
     timer = pb.ReferenceTimer(args.reference_budget)
-    results = []
-    for p in problems:
+    results: list[MaskResult] = []
+    started = time.perf_counter()
+    for i in range(args.masks):
+        if i == 1:  # one mask done: the whole sweep's time, before any more is drawn
+            estimate = (time.perf_counter() - started) * args.masks
+            if estimate > args.time_budget:
+                raise invalid(
+                    "--masks",
+                    f"a sweep within --time-budget {args.time_budget:g} s: {args.masks} masks "
+                    f"take about {estimate:,.0f} s at {estimate / args.masks:.3f} s a mask",
+                    args.masks,
+                )
+        p = problems[0] if i == 0 else pb.Problem(args, args.seed + i)
+        if i:
+            problems.append(p)
+            if args.max_group_size is not None and args.max_group_size < p.max_count:
+                raise invalid(
+                    "max_group_size",
+                    f"at least the largest window count {p.max_count} (no window is split)",
+                    args.max_group_size,
+                )
         swept, sweep_s, _ = pb.timed_solve(
             lambda p=p: solve_at(p, "sweep"), repeats=repeats, budget_s=budget
         )
@@ -290,6 +318,7 @@ def compute(args: argparse.Namespace) -> SweepReport:
         max(r.swept.group_size, _cost_cap(r.swept.cost, r.swept.num_tokens, channels))
         for r in results
     )
+    largest = max(p.max_count for p in problems)
     if args.max_group_size is not None:
         high = min(high, args.max_group_size)
     high = max(high, largest)

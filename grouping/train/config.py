@@ -117,6 +117,14 @@ class RunConfig:
         check_int("--batch-size", self.batch_size, minimum=1)
         check_int("--accum-steps", self.accum_steps, minimum=1)
         check_int("--workers", self.workers, minimum=0)
+        cores = os.cpu_count() or 1
+        if self.workers > 4 * cores:
+            raise invalid(
+                "--workers",
+                f"at most {4 * cores} (4 per core; this machine has {cores})",
+                self.workers,
+                "every worker is a process with its own copy of the data pipeline",
+            )
         check_int("--seed", self.seed, minimum=0)
         check_int("--threads", self.threads, minimum=0)
         check_int("--save-every", self.save_every, minimum=0)

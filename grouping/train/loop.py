@@ -406,12 +406,47 @@ def _check_finite_weights(model: nn.Module, step: int, cfg: RunConfig) -> None:
         )
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_memory(cfg: TrainConfig, model: nn.Module) -> None:
+    """Refuse a batch whose input tensors alone cannot fit the machine's available memory:
+    ``batch x input`` float32, once in the step and twice per DataLoader worker (its
+    prefetch). Activations take several times more, so this only catches what cannot work."""
+    shape = getattr(model, "input_shape", None)
+    available = _available_memory()
+    if shape is None or available is None:
+        return
+    per_batch = cfg.batch_size * math.prod(int(v) for v in shape) * 4
+    in_flight = 1 + 2 * cfg.workers
+    need = per_batch * in_flight
+    if need > available // 2:
+        raise invalid(
+            "--batch-size",
+            f"a batch that fits this machine's memory: its inputs alone take about "
+            f"{need / 2**30:.1f} GiB ({cfg.batch_size} x {tuple(shape)} float32, {in_flight} "
+            f"batches in flight) of {available / 2**30:.1f} GiB available",
+            cfg.batch_size,
+        )
+
+
 def _check_ratio(cfg: TrainConfig) -> None:
     """Refuse a ``--mask-ratio`` that leaves no visible unit in the model's mask grid, naming
     the largest one that works (found on a weightless copy, by bisection on the preparer's own
     draw)."""
     with torch.device("meta"):
-        preparer = create_model(cfg.model, **cfg.overrides).preparer(**cfg.solver)
+        weightless = create_model(cfg.model, **cfg.overrides)
+    _check_memory(cfg, weightless)
+    preparer = weightless.preparer(**cfg.solver)
 
     def feasible(ratio: float) -> bool:
         try:
