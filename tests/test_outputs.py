@@ -291,3 +291,53 @@ def test_what_cannot_fit_is_refused_with_the_estimate(argv, option, says, tmp_pa
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith(f"grouping: error: {option}:") and says in err, err
     assert "\n" not in err
+
+
+# -- resume refuses what would change the run -----------------------------------------------------
+
+
+def _images(folder, n: int, seed: int) -> str:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3)).astype("uint8")).save(folder / f"{i}.png")
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (["--data", "{other}"], "data"),
+        (["--augment"], "augment"),
+        (["--clip-grad", "1.0"], "clip_grad"),
+        (["--bf16"], "bf16"),
+        (["--weight-decay", "0.1"], "weight_decay"),
+        (["--per-sample"], "per_sample"),
+        (["--added"], "data"),
+    ],
+)
+def test_resume_refuses_a_change_naming_the_field(change, field, tmp_path, capsys) -> None:
+    data = _images(tmp_path / "a", 4, 0)
+    other = _images(tmp_path / "b", 4, 1)  # another folder of the same kind and size
+    first = ["--data", data, "--checkpoint", str(tmp_path / "ck")]
+    assert main([*BASE, "--steps", "1", *first]) == 0
+    capsys.readouterr()
+    if change == ["--added"]:  # a file added to the same folder
+        _images(tmp_path / "a", 5, 2)
+        change = []
+    argv = [*BASE, "--steps", "2", "--new-schedule", "--resume", *first]
+    argv += [a.format(other=other) for a in change]
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "checkpoint: expected a checkpoint of this run" in err, err
+    assert f"differs in {field}" in err or f", {field}" in err, err
+
+
+def test_spelling_out_a_default_is_the_same_run(tmp_path) -> None:
+    first = ["--checkpoint", str(tmp_path / "ck")]
+    assert main([*BASE, "--steps", "1", *first]) == 0
+    again = [*BASE, "--steps", "2", "--new-schedule", "--resume", *first, "--strategy", "auto"]
+    assert main(again) == 0

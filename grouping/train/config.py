@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -154,6 +154,15 @@ class RunConfig:
         if self.metrics:
             check_out("--metrics", str(self.metrics), create_folders=True)
 
+    def optimizer_identity(self) -> dict[str, Any]:
+        """The optimizer settings a resumed run must keep (the optimizer state holds them:
+        a new ``--weight-decay`` would be silently ignored)."""
+        return {
+            "weight_decay": float(self.weight_decay),
+            "clip_grad": None if self.clip_grad is None else float(self.clip_grad),
+            "bf16": bool(self.bf16),
+        }
+
     def schedule(self) -> dict[str, Any]:
         """The learning-rate schedule a checkpoint records and a resumed run must keep unless
         ``new_schedule`` (:func:`grouping.train.checkpoint.check_schedule`)."""
@@ -254,18 +263,26 @@ class TrainConfig(RunConfig):
             return float(model_info(self.model).mask_ratio)
         return self.mask_ratio
 
-    def run_identity(self, global_batch: int) -> dict[str, Any]:
+    def run_identity(
+        self, global_batch: int, solver: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """What a checkpoint must agree on to be resumed by this run: the model and its
-        architecture, and the settings that define the data and mask streams."""
+        architecture, the data (a folder's path and the fingerprint of its files), the
+        augmentation, the mask stream, the solver settings with their defaults filled in
+        (``solver``: so that spelling out a default is the same run), and every optimizer
+        setting outside the schedule (the schedule is :meth:`schedule`'s, changed only with
+        ``--new-schedule``)."""
         return {
             "model": self.model,
             "overrides": dict(self.overrides),
-            "solver": dict(self.solver),
+            "solver": dict(self.solver if solver is None else solver),
             "per_sample": bool(self.per_sample),
             "mask_ratio": float(self.ratio),
             "seed": int(self.seed),
             "global_batch": int(global_batch),
-            "data": "synthetic" if self.data is None else "folder",
+            "data": "synthetic" if self.data is None else folder_identity(self.data),
+            "augment": bool(self.augment),
+            **self.optimizer_identity(),
         }
 
 
@@ -384,8 +401,8 @@ class FinetuneConfig(RunConfig):
             "model": self.model,
             "overrides": dict(self.overrides),
             "img_size": self.img_size,
-            "data": os.path.abspath(str(self.data)),
-            "val": os.path.abspath(self.val_folder),
+            "data": folder_identity(str(self.data)),
+            "val": folder_identity(self.val_folder),
             "seed": int(self.seed),
             "global_batch": int(global_batch),
             "layer_decay": float(self.layer_decay),
@@ -393,8 +410,29 @@ class FinetuneConfig(RunConfig):
             "smoothing": float(self.smoothing),
             "mixup": [float(self.mixup), float(self.cutmix), float(self.mix_prob)],
             "switch_prob": float(self.switch_prob),
-            "weight_decay": float(self.weight_decay),
+            **self.optimizer_identity(),
         }
+
+
+def folder_identity(folder: str) -> dict[str, Any]:
+    """A data folder as a run's identity: its resolved path, how many files it holds and a
+    fingerprint of their relative paths and sizes (another folder of the same kind, or files
+    added, removed or changed in size, make another run)."""
+    import hashlib
+
+    root = os.path.realpath(folder)
+    entries = []
+    for base, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(base, name)
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            entries.append(f"{os.path.relpath(path, root)}\t{size}")
+    entries.sort()
+    digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    return {"path": root, "files": len(entries), "fingerprint": digest}
 
 
 def _again(cls: type, name: str) -> Any:

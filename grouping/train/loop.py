@@ -257,7 +257,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
         dataset,
         collator,
         num_items=None if cfg.data is None else len(dataset),
-        identity=cfg.run_identity(global_batch),
+        identity=cfg.run_identity(global_batch, solver=_resolved(preparer)),
         log=log,
         on_step=on_step,
     )
@@ -387,6 +387,26 @@ def _check_data(cfg: TrainConfig, log: Any) -> None:
         )
     if log:
         log(f"--check-data: all {len(files)} images of {cfg.data} decode")
+
+
+def _resolved(preparer: Any) -> dict[str, Any]:
+    """The solver settings a preparer runs with, its function's defaults filled in (so that
+    ``--strategy auto`` and no ``--strategy`` are one run)."""
+    import inspect
+
+    settings = dict(getattr(preparer, "options", {}) or {})
+    try:
+        params = inspect.signature(preparer.fn).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return settings
+    for param in params:
+        if (
+            param.kind is inspect.Parameter.KEYWORD_ONLY
+            and param.name != "batch"
+            and param.default is not inspect.Parameter.empty
+        ):
+            settings.setdefault(param.name, param.default)
+    return settings
 
 
 def _check_finite_weights(model: nn.Module, step: int, cfg: RunConfig) -> None:
