@@ -221,7 +221,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     if cfg.check_data and cfg.data is not None:
         _check_data(cfg, log)
-    _check_ratio(cfg)  # before the model is built: a ratio its mask grid cannot keep
+    _check_fits(cfg)  # before the model is built: a batch or a ratio that cannot work
     model = create_model(cfg.model, **cfg.overrides)
     preparer = model.preparer(**cfg.solver)  # validates the solver settings
     dataset = _dataset(cfg, model)
@@ -459,14 +459,18 @@ def _check_memory(cfg: TrainConfig, model: nn.Module) -> None:
         )
 
 
-def _check_ratio(cfg: TrainConfig) -> None:
-    """Refuse a ``--mask-ratio`` that leaves no visible unit in the model's mask grid, naming
-    the largest one that works (found on a weightless copy, by bisection on the preparer's own
-    draw)."""
+def _check_fits(cfg: TrainConfig) -> None:
+    """Before the model is built, on a weightless copy: the batch's memory
+    (:func:`_check_memory`) and the mask ratio (:func:`_check_ratio`)."""
     with torch.device("meta"):
         weightless = create_model(cfg.model, **cfg.overrides)
     _check_memory(cfg, weightless)
-    preparer = weightless.preparer(**cfg.solver)
+    _check_ratio(cfg, weightless.preparer(**cfg.solver))
+
+
+def _check_ratio(cfg: TrainConfig, preparer: Any) -> None:
+    """Refuse a ``--mask-ratio`` that leaves no visible unit in the model's mask grid, naming
+    the largest one that works (by bisection on the preparer's own draw and prepare)."""
 
     def feasible(ratio: float) -> bool:
         try:
