@@ -397,6 +397,24 @@ def grids(results: dict, work: Path, data: dict, figures: Path, eval_steps: list
     )
 
 
+def transfer(results: dict, work: Path, data: dict) -> dict:
+    """k-NN on the held-out digits of the *photograph* checkpoints at every evaluated step
+    (and random init as step 0): does longer pretraining on natural images give features
+    that separate digits better than random ones? (An investigation of the k-NN target.)"""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    steps = results["settings"]["eval_steps"]
+    for r in results["runs"]:
+        family, seed = r["family"], r["seed"]
+        folder = work / f"photos_{family}_{seed}"
+        row = {"0": probe("random", family, seed, data["digits"], "knn", work)["top1"]}
+        for step in steps:
+            ckpt = str(folder / f"ckpt_{step:08d}.pt")
+            row[str(step)] = probe(ckpt, family, seed, data["digits"], "knn", work)["top1"]
+        out.setdefault(family, {})[str(seed)] = row
+        print(json.dumps({"transfer": family, "seed": seed, **row}), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (1 seed, few steps)")
@@ -415,6 +433,12 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "docs" / "results" / "learning.json"))
     parser.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--replot", default=None, metavar="JSON", help="redraw from results")
+    parser.add_argument(
+        "--transfer",
+        default=None,
+        metavar="JSON",
+        help="add to results JSON the k-NN on digits of its photograph checkpoints (--work)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.eval_steps, args.digit_steps = "0", "4,8", 4
@@ -428,6 +452,15 @@ def main() -> None:
     figures.mkdir(parents=True, exist_ok=True)
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), figures)
+        return
+    if args.transfer:
+        results = json.loads(Path(args.transfer).read_text())
+        work = Path(args.work)
+        data = {"digits": str(work / "digits")}
+        started = time.perf_counter()
+        results["transfer_knn"] = transfer(results, work, data)
+        results["transfer_s"] = time.perf_counter() - started
+        write_json(args.transfer, results)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="grouping-learning-"))
     work.mkdir(parents=True, exist_ok=True)
