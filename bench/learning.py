@@ -415,6 +415,75 @@ def transfer(results: dict, work: Path, data: dict) -> dict:
     return out
 
 
+def pooling_study(results: dict, work: Path) -> dict:
+    """Why k-NN on the pooled features gains little: k-NN (k 20, T 0.07) on the held-out
+    digits of raw pixels, and of each encoder's final tokens pooled (what ``grouping probe``
+    reads) and kept in place (flattened: the spatial layout a digit's class lives in), for
+    the digits checkpoints and random init."""
+    import torch
+
+    from grouping.train.data import LabeledImageFolder
+    from grouping.train.initial import build_classifier
+    from grouping.train.recipe import knn_classify
+
+    digits = work / "digits"
+    train_set = LabeledImageFolder(str(digits / "train"), 64, crop_pct=0.875)
+    val_set = LabeledImageFolder(str(digits / "val"), 64, crop_pct=0.875)
+
+    def batches(dataset: Any) -> Any:
+        for start in range(0, len(dataset), 128):
+            keys = range(start, min(start + 128, len(dataset)))
+            items = [dataset[i, i] for i in keys]
+            yield torch.stack([x[0] for x in items]), torch.tensor([x[2] for x in items])
+
+    def features(net: Any, family: str, dataset: Any) -> tuple[Any, Any, Any]:
+        pooled, flat, labels = [], [], []
+        net.eval()
+        with torch.no_grad():
+            for images, y in batches(dataset):
+                if family == "swin":
+                    dense = net.forward_dense(images)  # B, h, w, C (final norm applied)
+                    pooled.append(dense.mean(dim=(1, 2)))
+                    flat.append(dense.flatten(1))
+                else:
+                    tokens, _ = net.forward_tokens(net._check_input(images), None, False)
+                    pooled.append(net.norm(tokens.mean(dim=1)))
+                    flat.append(net.norm(tokens).flatten(1))
+                labels.append(y)
+        return torch.cat(pooled), torch.cat(flat), torch.cat(labels)
+
+    def knn(train: Any, val: Any, y_train: Any, y_val: Any) -> float:
+        return float(knn_classify(train, y_train, val, y_val, k=20, temperature=0.07).top1)
+
+    pixels_train = torch.cat([x.flatten(1) for x, _ in batches(train_set)])
+    pixels_val = torch.cat([x.flatten(1) for x, _ in batches(val_set)])
+    y_train = torch.cat([y for _, y in batches(train_set)])
+    y_val = torch.cat([y for _, y in batches(val_set)])
+    out: dict[str, Any] = {"raw_pixels": knn(pixels_train, pixels_val, y_train, y_val)}
+    steps = results["settings"]["digit_steps"]
+    for r in results["runs"]:
+        family, seed = r["family"], r["seed"]
+        spec = FAMILIES[family]
+        row = {}
+        for which in ("random", "pretrained"):
+            torch.manual_seed(seed)
+            init = (
+                "random"
+                if which == "random"
+                else str(work / f"digits_{family}_{seed}" / f"ckpt_{steps:08d}.pt")
+            )
+            model = None if which == "pretrained" else spec["classifier"]
+            overrides = spec["arch"] if which == "random" else {}
+            net = build_classifier(init, model=model, overrides=overrides, num_classes=10).model
+            tp, tf, _ = features(net, family, train_set)
+            vp, vf, _ = features(net, family, val_set)
+            row[f"{which}_pooled"] = knn(tp, vp, y_train, y_val)
+            row[f"{which}_flat"] = knn(tf, vf, y_train, y_val)
+        out.setdefault(family, {})[str(seed)] = row
+        print(json.dumps({"pooling": family, "seed": seed, **row}), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (1 seed, few steps)")
@@ -437,7 +506,8 @@ def main() -> None:
         "--transfer",
         default=None,
         metavar="JSON",
-        help="add to results JSON the k-NN on digits of its photograph checkpoints (--work)",
+        help="add to results JSON the investigation of the k-NN target (--work's runs): "
+        "k-NN on digits of the photograph checkpoints, and of pooled vs flattened tokens",
     )
     args = parser.parse_args()
     if args.quick:
@@ -460,6 +530,9 @@ def main() -> None:
         started = time.perf_counter()
         results["transfer_knn"] = transfer(results, work, data)
         results["transfer_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        results["pooling_knn"] = pooling_study(results, work)
+        results["pooling_s"] = time.perf_counter() - started
         write_json(args.transfer, results)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="grouping-learning-"))
