@@ -415,6 +415,28 @@ def transfer(results: dict, work: Path, data: dict) -> dict:
     return out
 
 
+def transfer_targets(results: dict) -> list[dict]:
+    """The k-NN target on the transfer probes: the longest photograph pretraining's k-NN on
+    digits against random init's, gain of the seed means against the larger seed range."""
+    last = str(max(results["settings"]["eval_steps"]))
+    targets = []
+    for family, seeds in results.get("transfer_knn", {}).items():
+        pretrained = [row[last] for row in seeds.values()]
+        random = [row["0"] for row in seeds.values()]
+        gain = float(np.mean(pretrained) - np.mean(random))
+        spread = float(max(np.ptp(pretrained), np.ptp(random)))
+        targets.append(
+            {
+                "name": f"{family}: k-NN top-1 on digits of the step-{last} photograph encoder, "
+                "gain over random init against the seeds' spread",
+                "value": gain,
+                "limit": spread,
+                "met": gain > spread,
+            }
+        )
+    return targets
+
+
 def pooling_study(results: dict, work: Path) -> dict:
     """Why k-NN on the pooled features gains little: k-NN (k 20, T 0.07) on the held-out
     digits of raw pixels, and of each encoder's final tokens pooled (what ``grouping probe``
@@ -533,6 +555,7 @@ def main() -> None:
         started = time.perf_counter()
         results["pooling_knn"] = pooling_study(results, work)
         results["pooling_s"] = time.perf_counter() - started
+        results["transfer_targets"] = transfer_targets(results)
         write_json(args.transfer, results)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="grouping-learning-"))
