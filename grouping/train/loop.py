@@ -289,6 +289,7 @@ def _fresh_folder(cfg: RunConfig, ctx: DistContext, log: Any) -> None:
     (then rank 0 removes the earlier run's files first)."""
     folder = str(cfg.checkpoint)
     found = latest_checkpoint(folder)
+    barrier(ctx)  # every process has looked before rank 0 removes anything
     if found is None:
         return
     if not cfg.overwrite:
