@@ -141,17 +141,6 @@ def _check_out(out: str, to: str, checkpoint: str) -> str:
     return out
 
 
-def _checkpoint_file(path: str) -> str:
-    if not os.path.isdir(path):
-        return path
-    from ..train.checkpoint import latest_checkpoint
-
-    found = latest_checkpoint(path)
-    if found is None:
-        raise invalid("--checkpoint", "a checkpoint file or a folder with ckpt_*.pt", path)
-    return found
-
-
 def _as_options(exc: GroupingValueError) -> str:
     """The library's message with its argument names as this command's options."""
     name, sep, rest = str(exc).partition(": ")
@@ -247,7 +236,9 @@ def text(result: Exported) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the ``export`` subcommand: check, export, write, print; return the exit status."""
     out = _check_out(args.out, args.to, args.checkpoint)
-    path = _checkpoint_file(args.checkpoint)
+    from ..train.checkpoint import resolve_checkpoint
+
+    path = resolve_checkpoint(args.checkpoint)
     try:
         import torch
 

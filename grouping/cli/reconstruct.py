@@ -82,14 +82,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _checkpoint(path: str) -> tuple[str, Mapping[str, Any]]:
-    from ..train.checkpoint import latest_checkpoint, load_checkpoint
+    from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 
-    file = path
-    if os.path.isdir(path):
-        found = latest_checkpoint(path)
-        if found is None:
-            raise invalid("--checkpoint", "a checkpoint file or a folder with ckpt_*.pt", path)
-        file = found
+    file = resolve_checkpoint(path)
     if not os.path.isfile(file):
         raise invalid("--checkpoint", "a grouping pretrain checkpoint", path)
     try:

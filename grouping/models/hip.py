@@ -1536,9 +1536,7 @@ class HiPMAE(nn.Module):
         variant: str | None = None,
     ) -> None:
         super().__init__()
-        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
-            raise invalid("img_size", "an int or (H, W), ints >= 1", img_size)
+        size = _image_size(img_size)
         self.img_size = size
         self.in_chans = check_int("in_chans", in_chans, minimum=1)
         expected = {"image": (size[0] * size[1], self.in_chans)}
@@ -1634,9 +1632,7 @@ def mae_hip(
     """
     if variant not in VARIANTS:
         raise invalid("variant", f"one of {sorted(VARIANTS)}", variant)
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-    if len(size) != 2:
-        raise invalid("img_size", "an int or (H, W)", img_size)
+    size = _image_size(img_size)
     for key in ("modalities", "datasets"):
         if key in kwargs:
             raise invalid(key, "not set: the MAE reads one image modality", kwargs[key])

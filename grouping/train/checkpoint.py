@@ -34,9 +34,11 @@ __all__ = [
     "SCHEDULE_OPTIONS",
     "check_compatible",
     "check_schedule",
+    "checkpoint_files",
     "checkpoint_path",
     "latest_checkpoint",
     "load_checkpoint",
+    "resolve_checkpoint",
     "save_checkpoint",
 ]
 
@@ -53,12 +55,35 @@ def checkpoint_path(directory: str, step: int) -> str:
     return os.path.join(directory, f"ckpt_{int(step):08d}.pt")
 
 
+def checkpoint_files(directory: str) -> list[str]:
+    """The checkpoints in ``directory`` (``ckpt_*.pt``; temporary files ignored), oldest
+    first; empty for a missing folder."""
+    if not os.path.isdir(directory):
+        return []
+    found = sorted((int(m.group(1)), n) for n in os.listdir(directory) if (m := _NAME.match(n)))
+    return [os.path.join(directory, name) for _, name in found]
+
+
 def latest_checkpoint(directory: str) -> str | None:
     """The checkpoint with the most steps in ``directory`` (temporary files ignored), or None."""
-    if not os.path.isdir(directory):
-        return None
-    found = [(int(m.group(1)), n) for n in os.listdir(directory) if (m := _NAME.match(n))]
-    return os.path.join(directory, max(found)[1]) if found else None
+    found = checkpoint_files(directory)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str, option: str = "--checkpoint") -> str:
+    """A checkpoint file as given, or a folder's latest checkpoint.
+
+    Raises:
+        CheckpointError: naming ``option`` for a folder without ``ckpt_*.pt``.
+    """
+    if not os.path.isdir(path):
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        raise CheckpointError(
+            f"{option}: expected a checkpoint file or a folder with ckpt_*.pt, received {path!r}"
+        )
+    return found
 
 
 def save_checkpoint(path: str, state: Mapping[str, Any]) -> None:

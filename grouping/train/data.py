@@ -125,6 +125,23 @@ def _planes(img: Any, path: str) -> tuple[list[Any], float]:
     )
 
 
+def _unreadable(path: str, exc: BaseException) -> UnreadableImageError:
+    """The one-line error of an image Pillow could not decode (or a range :func:`_planes`
+    refused, passed through)."""
+    from PIL import Image
+
+    if isinstance(exc, UnreadableImageError):
+        return exc
+    if isinstance(exc, Image.DecompressionBombError):
+        return UnreadableImageError(
+            f"data: expected images of a safe size, received {path!r}, a decompression bomb ({exc})"
+        )
+    return UnreadableImageError(
+        f"data: expected readable images, received {path!r}, which could not be read "
+        f"({type(exc).__name__}: {exc}). Remove or fix the file and resume"
+    )
+
+
 def _float_plane(array: np.ndarray) -> Any:
     """A float ("F") Pillow image of a 2-D float32 array."""
     from PIL import Image
@@ -241,18 +258,8 @@ class ImageFolder(Dataset):
                 else:
                     arr = np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=-1)
                     arr = np.clip(arr, 0.0, 1.0)  # bicubic overshoot of a float plane
-        except UnreadableImageError:
-            raise
-        except Image.DecompressionBombError as exc:
-            raise UnreadableImageError(
-                f"data: expected images of a safe size, received {path!r}, a decompression bomb "
-                f"({exc})"
-            ) from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise UnreadableImageError(
-                f"data: expected readable images, received {path!r}, which could not be read "
-                f"({type(exc).__name__}: {exc}). Remove or fix the file and resume"
-            ) from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise _unreadable(path, exc) from None
         return np.ascontiguousarray(((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
@@ -328,12 +335,8 @@ def check_images(
                     if img.mode not in _EIGHT_BIT + _SIXTEEN_BIT:
                         _planes(img, path)  # refuses the mode by name
                     img.verify()
-        except UnreadableImageError as exc:
-            bad.append(str(exc))
-        except Image.DecompressionBombError as exc:
-            bad.append(f"data: {path!r} is a decompression bomb ({exc})")
-        except (OSError, ValueError, SyntaxError) as exc:
-            bad.append(f"data: {path!r} could not be read ({type(exc).__name__}: {exc})")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            bad.append(str(_unreadable(path, exc)))
         if progress is not None:
             progress(done, len(files))
     return bad

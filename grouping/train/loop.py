@@ -47,6 +47,7 @@ from .checkpoint import (
     CheckpointError,
     check_compatible,
     check_schedule,
+    checkpoint_files,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
@@ -281,7 +282,8 @@ class DivergedError(GroupingValueError):
     """The loss of a step is not finite: the run stops and saves nothing of that state."""
 
 
-_EARLIER_RUN = re.compile(r"^(ckpt_\d{8}\.pt|last\.pt|best\.pt|recon_\d{8}\.png)$")
+# what a run writes into its folder beside its checkpoints (fine-tuning's weights, the grids)
+_RUN_FILES = re.compile(r"^(last\.pt|best\.pt|recon_\d{8}\.png)$")
 
 
 def _fresh_folder(cfg: RunConfig, ctx: DistContext, log: Any) -> None:
@@ -299,9 +301,10 @@ def _fresh_folder(cfg: RunConfig, ctx: DistContext, log: Any) -> None:
             "--overwrite to discard it"
         )
     if ctx.is_main:
-        removed = [n for n in os.listdir(folder) if _EARLIER_RUN.match(n)]
-        for name in removed:
-            os.remove(os.path.join(folder, name))
+        removed = checkpoint_files(folder)
+        removed += [os.path.join(folder, n) for n in os.listdir(folder) if _RUN_FILES.match(n)]
+        for path in removed:
+            os.remove(path)
         if log:
             log(f"--overwrite: removed the earlier run's {len(removed)} files from {folder}")
     barrier(ctx)
@@ -849,10 +852,9 @@ def _save(
 
 def _prune(folder: str, keep: int) -> None:
     """Remove all but the newest ``keep`` checkpoints of ``folder``."""
-    names = sorted(n for n in os.listdir(folder) if re.match(r"^ckpt_\d{8}\.pt$", n))
-    for name in names[:-keep]:
+    for path in checkpoint_files(folder)[:-keep]:
         with contextlib.suppress(OSError):
-            os.remove(os.path.join(folder, name))
+            os.remove(path)
 
 
 def _summary(
